@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Installs what signal-node needs to build and test on Debian 12, and builds the
+# libwebsockets it links against. Safe to run again: each step is skipped when
+# its result is already there, so the common case costs a second.
+#
+# Debian's libwebsockets is built without libevent support, so we build the same
+# 4.1.6 from Debian's source package, static, into a cache folder outside the
+# build tree (SIGNAL_DEPS_DIR, default ~/.cache/signal-node).
+set -euo pipefail
+
+LWS_VERSION=4.1.6
+DEPS_DIR=${SIGNAL_DEPS_DIR:-$HOME/.cache/signal-node}
+LWS_PREFIX=$DEPS_DIR/lws-$LWS_VERSION
+# Changing these flags must change the stamp so that the cache is rebuilt.
+LWS_FLAGS=(-DLWS_WITH_LIBEVENT=ON -DLWS_WITH_EVLIB_PLUGINS=OFF -DDISABLE_WERROR=ON
+  -DLWS_WITHOUT_TESTAPPS=ON -DLWS_WITH_STATIC=ON -DLWS_WITH_SHARED=OFF
+  -DLWS_WITH_MINIMAL_EXAMPLES=OFF -DLWS_WITHOUT_EXTENSIONS=ON -DLWS_IPV6=ON
+  -DLWS_WITH_SSL=OFF -DLWS_WITH_HTTP2=OFF
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_POSITION_INDEPENDENT_CODE=ON)
+STAMP="$LWS_VERSION ${LWS_FLAGS[*]}"
+
+PACKAGES=(build-essential cmake pkg-config dpkg-dev libssl-dev zlib1g-dev libcap-dev
+  libevent-dev libhiredis-dev libjansson-dev libjwt-dev libcriterion-dev
+  redis-server redis-tools haproxy python3 python3-pytest openssl)
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+missing_packages() {
+  local p
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+  done
+}
+
+install_packages() {
+  local missing
+  missing=$(missing_packages)
+  [ -z "$missing" ] && return 0
+  log "installing Debian packages: $(echo $missing)"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+enable_deb_src() {
+  local list=/etc/apt/sources.list.d/signal-node-src.sources
+  if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
+    log "adding a deb-src entry for bookworm ($list)"
+    $SUDO tee "$list" >/dev/null <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    $SUDO apt-get update -qq
+  fi
+}
+
+build_lws() {
+  if [ -f "$LWS_PREFIX/.stamp" ] && [ "$(cat "$LWS_PREFIX/.stamp")" = "$STAMP" ]; then
+    return 0
+  fi
+  enable_deb_src
+  local work
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  log "building libwebsockets $LWS_VERSION from Debian's source package (about 15 s)"
+  # apt-get source unpacks the package with Debian's patches applied.
+  (cd "$work" && apt-get source -qq "libwebsockets=$LWS_VERSION-3" >/dev/null 2>&1)
+  local src="$work/libwebsockets-$LWS_VERSION"
+  cmake -S "$src" -B "$work/build" -DCMAKE_INSTALL_PREFIX="$LWS_PREFIX" "${LWS_FLAGS[@]}" >"$work/cmake.log" 2>&1 ||
+    { cat "$work/cmake.log" >&2; exit 1; }
+  cmake --build "$work/build" -j"$(nproc)" >"$work/build.log" 2>&1 || { tail -50 "$work/build.log" >&2; exit 1; }
+  rm -rf "$LWS_PREFIX"
+  cmake --install "$work/build" >/dev/null
+  echo "$STAMP" >"$LWS_PREFIX/.stamp"
+}
+
+install_packages
+build_lws
+echo "$LWS_PREFIX"
