@@ -1,0 +1,438 @@
+/* Settings: one table lists every setting with its variable, flag, default and
+ * parser, so that --help, the environment and the flags cannot drift apart. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct setting {
+    const char *env;
+    const char *flag;
+    const char *def; /* NULL = unset */
+    const char *help; /* ends with the default when it is not def */
+    int (*parse)(struct config *c, const struct setting *s, const char *v, char *why, size_t n);
+    size_t offset; /* of the field in struct config */
+    long min, max; /* for integers */
+};
+
+#define FIELD(f) offsetof(struct config, f)
+#define AT(c, s, type) ((type *)((char *)(c) + (s)->offset))
+
+static int parse_string(struct config *c, const struct setting *s, const char *v, char *why,
+                        size_t n)
+{
+    (void)why, (void)n;
+    char **field = AT(c, s, char *);
+    free(*field);
+    *field = *v ? strdup(v) : NULL;
+    return 0;
+}
+
+static int parse_long(struct config *c, const struct setting *s, const char *v, char *why,
+                      size_t n)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (!isdigit((unsigned char)*v) || *end || errno) {
+        snprintf(why, n, "expected a whole number, got \"%s\"", v);
+        return -1;
+    }
+    if (x < s->min || x > s->max) {
+        snprintf(why, n, "%ld is out of range [%ld, %ld]", x, s->min, s->max);
+        return -1;
+    }
+    *AT(c, s, long) = x;
+    return 0;
+}
+
+static int parse_listen(struct config *c, const struct setting *s, const char *v, char *why,
+                        size_t n)
+{
+    (void)s;
+    const char *colon = strrchr(v, ':');
+    const char *host = v, *host_end = colon;
+    if (!colon) {
+        snprintf(why, n, "expected address:port, got \"%s\"", v);
+        return -1;
+    }
+    if (*v == '[') {
+        host = v + 1;
+        if (colon == v || colon[-1] != ']') {
+            snprintf(why, n, "expected [ipv6]:port, got \"%s\"", v);
+            return -1;
+        }
+        host_end = colon - 1;
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (!isdigit((unsigned char)colon[1]) || *end || port < 1 || port > 65535) {
+        snprintf(why, n, "invalid port in \"%s\"", v);
+        return -1;
+    }
+    size_t len = (size_t)(host_end - host);
+    free(c->listen_host);
+    c->listen_host = NULL;
+    if (len && !(len == 7 && !strncmp(host, "0.0.0.0", 7)) && !(len == 2 && !strncmp(host, "::", 2)))
+        c->listen_host = strndup(host, len);
+    c->listen_port = (int)port;
+    return 0;
+}
+
+static int parse_prefix(struct config *c, const struct setting *s, const char *v, char *why,
+                        size_t n)
+{
+    (void)s;
+    size_t len = strlen(v);
+    while (len && v[len - 1] == '/')
+        len--;
+    if (len && (v[0] != '/' || strcspn(v, " \t?#%") < len)) {
+        snprintf(why, n, "expected a path starting with /, got \"%s\"", v);
+        return -1;
+    }
+    free(c->path_prefix);
+    c->path_prefix = strndup(v, len);
+    return 0;
+}
+
+static int parse_redis(struct config *c, const struct setting *s, const char *v, char *why,
+                       size_t n)
+{
+    (void)s;
+    redis_url_free(&c->redis);
+    free(c->redis_url);
+    c->redis_url = NULL;
+    if (!*v)
+        return 0;
+    if (redis_url_parse(v, &c->redis) < 0) {
+        snprintf(why, n, "expected redis://[[user]:password@]host:port[/db], got \"%s\"", v);
+        return -1;
+    }
+    c->redis_url = strdup(v);
+    return 0;
+}
+
+static int parse_node_id(struct config *c, const struct setting *s, const char *v, char *why,
+                         size_t n)
+{
+    size_t len = strlen(v);
+    if (!len || len > 128 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                       "0123456789._-") != len) {
+        snprintf(why, n, "expected 1-128 letters, digits, '.', '_' or '-', got \"%s\"", v);
+        return -1;
+    }
+    return parse_string(c, s, v, why, n);
+}
+
+static int parse_alg(struct config *c, const struct setting *s, const char *v, char *why,
+                     size_t n)
+{
+    static const char *const algs[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
+                                       "RS512", "ES256", "ES384", "ES512"};
+    for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++)
+        if (!strcmp(v, algs[i]))
+            return parse_string(c, s, v, why, n);
+    snprintf(why, n, "expected one of HS256/384/512, RS256/384/512, ES256/384/512, got \"%s\"",
+             v);
+    return -1;
+}
+
+static int parse_membership(struct config *c, const struct setting *s, const char *v, char *why,
+                            size_t n)
+{
+    (void)s;
+    if (!strcmp(v, "token"))
+        c->membership = MEMBERSHIP_TOKEN;
+    else if (!strcmp(v, "redis"))
+        c->membership = MEMBERSHIP_REDIS;
+    else {
+        snprintf(why, n, "expected token or redis, got \"%s\"", v);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_membership_key(struct config *c, const struct setting *s, const char *v,
+                                char *why, size_t n)
+{
+    if (!strstr(v, "{room}")) {
+        snprintf(why, n, "must contain {room}, got \"%s\"", v);
+        return -1;
+    }
+    return parse_string(c, s, v, why, n);
+}
+
+static int parse_log_level(struct config *c, const struct setting *s, const char *v, char *why,
+                           size_t n)
+{
+    (void)s;
+    if (log_level_parse(v, &c->log_level) < 0) {
+        snprintf(why, n, "expected error, warn, info or debug, got \"%s\"", v);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_bool(struct config *c, const struct setting *s, const char *v, char *why,
+                      size_t n)
+{
+    bool *field = AT(c, s, bool);
+    if (!strcmp(v, "1") || !strcmp(v, "true"))
+        *field = true;
+    else if (!strcmp(v, "0") || !strcmp(v, "false"))
+        *field = false;
+    else {
+        snprintf(why, n, "expected true or false, got \"%s\"", v);
+        return -1;
+    }
+    return 0;
+}
+
+#define LONG_SETTING(env, flag, def, help, field, min, max)                                        \
+    {env, flag, def, help, parse_long, FIELD(field), min, max}
+
+static const struct setting settings[] = {
+    {"SIGNAL_LISTEN", "listen", "0.0.0.0:8080", "address:port for WebSocket and HTTP",
+     parse_listen, 0, 0, 0},
+    {"SIGNAL_PATH_PREFIX", "path-prefix", "/api", "prefix of the signaling route", parse_prefix,
+     0, 0, 0},
+    {"SIGNAL_REDIS_URL", "redis-url", NULL,
+     "redis://[[user]:password@]host:port[/db]; empty = single node", parse_redis, 0, 0, 0},
+    {"SIGNAL_NODE_ID", "node-id", NULL, "this node's id in logs, metrics and Redis (default: the hostname)", parse_node_id,
+     FIELD(node_id), 0, 0},
+    {"SIGNAL_JWT_ALG", "jwt-alg", "HS256", "the only JWT algorithm accepted", parse_alg,
+     FIELD(jwt_alg), 0, 0},
+    {"SIGNAL_JWT_SECRET", "jwt-secret", NULL, "HMAC secret (HS*)", parse_string,
+     FIELD(jwt_secret), 0, 0},
+    {"SIGNAL_JWT_KEY_FILE", "jwt-key-file", NULL, "PEM public key file (RS*/ES*)", parse_string,
+     FIELD(jwt_key_file), 0, 0},
+    {"SIGNAL_JWT_ISSUER", "jwt-issuer", NULL, "required iss, checked when set", parse_string,
+     FIELD(jwt_issuer), 0, 0},
+    {"SIGNAL_JWT_AUDIENCE", "jwt-audience", NULL, "required aud, checked when set", parse_string,
+     FIELD(jwt_audience), 0, 0},
+    LONG_SETTING("SIGNAL_JWT_LEEWAY_S", "jwt-leeway-s", "60", "clock skew allowed on exp/nbf",
+                 jwt_leeway_s, 0, 86400),
+    {"SIGNAL_MEMBERSHIP", "membership", "token",
+     "token: the JWT's rooms claim; redis: SISMEMBER on a Redis set", parse_membership, 0, 0, 0},
+    {"SIGNAL_MEMBERSHIP_KEY", "membership-key", "chat:{room}:members",
+     "with redis membership: the set to ask ({room} = room id)", parse_membership_key,
+     FIELD(membership_key), 0, 0},
+    LONG_SETTING("SIGNAL_MAX_MESSAGE_BYTES", "max-message-bytes", "65536",
+                 "largest client message", max_message_bytes, 16, 16 * 1024 * 1024),
+    LONG_SETTING("SIGNAL_RATE_PER_S", "rate-per-s", "50", "client messages per second",
+                 rate_per_s, 1, 10000000),
+    LONG_SETTING("SIGNAL_RATE_BURST", "rate-burst", "200", "client message burst", rate_burst, 1,
+                 10000000),
+    LONG_SETTING("SIGNAL_SEND_QUEUE_BYTES", "send-queue-bytes", "1048576",
+                 "bytes queued for one client before it is closed as too slow",
+                 send_queue_bytes, 1024, 1L << 30),
+    LONG_SETTING("SIGNAL_MAX_CONNECTIONS", "max-connections", "100000",
+                 "connections per node; beyond it upgrades get 503", max_connections, 1,
+                 10000000),
+    LONG_SETTING("SIGNAL_DRAIN_S", "drain-s", "20",
+                 "on SIGTERM: seconds of draining before remaining clients are closed", drain_s,
+                 0, 3600),
+    LONG_SETTING("SIGNAL_PING_S", "ping-s", "25",
+                 "keepalive: ping after this many idle seconds, drop after twice that", ping_s, 1,
+                 3600),
+    {"SIGNAL_LOG_LEVEL", "log-level", "info", "error, warn, info or debug", parse_log_level, 0, 0,
+     0},
+    {"SIGNAL_DEV", "dev", "false",
+     "development mode: random secret, prints a ready URL with dev tokens", parse_bool,
+     FIELD(dev), 0, 0},
+};
+
+#define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+void config_usage(FILE *out)
+{
+    fprintf(out, "Usage: signal-node [--flag value | --flag=value]...\n\n"
+                 "Every setting is an environment variable and a flag; flags win.\n\n");
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        if (strstr(s->help, "(default:"))
+            fprintf(out, "  --%-19s %-25s %s\n", s->flag, s->env, s->help);
+        else
+            fprintf(out, "  --%-19s %-25s %s (default: %s)\n", s->flag, s->env, s->help,
+                    s->def ? s->def : "none");
+    }
+    fprintf(out, "  --%-19s %-25s %s\n", "help", "", "print this help and exit");
+}
+
+static int apply(struct config *c, const struct setting *s, const char *v, char *err, size_t n)
+{
+    char why[256];
+    if (s->parse(c, s, v, why, sizeof(why)) == 0)
+        return 0;
+    snprintf(err, n, "%s: %s", s->env, why);
+    return -1;
+}
+
+static const struct setting *find_flag(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (strlen(settings[i].flag) == len && !strncmp(settings[i].flag, name, len))
+            return &settings[i];
+    return NULL;
+}
+
+static enum config_result apply_flags(struct config *c, int argc, char **argv, char *err,
+                                      size_t n)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h"))
+            return CONFIG_HELP;
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, n, "unexpected argument \"%s\" (see --help)", arg);
+            return CONFIG_ERROR;
+        }
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const struct setting *s = find_flag(name, len);
+        if (!s) {
+            snprintf(err, n, "unknown flag \"%.*s\" (see --help)", (int)(len + 2), arg);
+            return CONFIG_ERROR;
+        }
+        const char *value = eq ? eq + 1 : NULL;
+        if (!value && s->parse == parse_bool)
+            value = "true";
+        if (!value && i + 1 < argc)
+            value = argv[++i];
+        if (!value) {
+            snprintf(err, n, "%s: --%s needs a value", s->env, s->flag);
+            return CONFIG_ERROR;
+        }
+        if (apply(c, s, value, err, n) < 0)
+            return CONFIG_ERROR;
+    }
+    return CONFIG_OK;
+}
+
+static int check_whole(struct config *c, char *err, size_t n)
+{
+    if (c->membership == MEMBERSHIP_REDIS && !c->redis_url) {
+        snprintf(err, n, "SIGNAL_MEMBERSHIP: redis needs SIGNAL_REDIS_URL");
+        return -1;
+    }
+    if (!c->node_id) {
+        char host[256];
+        if (gethostname(host, sizeof(host)) != 0)
+            snprintf(host, sizeof(host), "signal-node");
+        host[sizeof(host) - 1] = '\0';
+        c->node_id = strdup(host);
+    }
+    return 0;
+}
+
+enum config_result config_load(struct config *c, int argc, char **argv, char *err, size_t n)
+{
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const char *v = getenv(settings[i].env);
+        if (settings[i].def && apply(c, &settings[i], settings[i].def, err, n) < 0)
+            return CONFIG_ERROR;
+        if (v && *v && apply(c, &settings[i], v, err, n) < 0)
+            return CONFIG_ERROR;
+    }
+    enum config_result r = apply_flags(c, argc, argv, err, n);
+    if (r != CONFIG_OK)
+        return r;
+    return check_whole(c, err, n) < 0 ? CONFIG_ERROR : CONFIG_OK;
+}
+
+void config_free(struct config *c)
+{
+    free(c->listen_host);
+    free(c->path_prefix);
+    free(c->redis_url);
+    redis_url_free(&c->redis);
+    free(c->node_id);
+    free(c->jwt_alg);
+    free(c->jwt_secret);
+    free(c->jwt_key_file);
+    free(c->jwt_issuer);
+    free(c->jwt_audience);
+    free(c->membership_key);
+    memset(c, 0, sizeof(*c));
+}
+
+static char *decode_part(const char *s, size_t len)
+{
+    char *out = malloc(len + 1), *o = out;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '%' && i + 2 < len && isxdigit((unsigned char)s[i + 1]) &&
+            isxdigit((unsigned char)s[i + 2])) {
+            char hex[3] = {s[i + 1], s[i + 2], 0};
+            *o++ = (char)strtol(hex, NULL, 16);
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+int redis_url_parse(const char *url, struct redis_url *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (strncmp(url, "redis://", 8) != 0)
+        return -1;
+    const char *p = url + 8, *at = strrchr(p, '@'), *slash;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (!colon)
+            return -1; /* the contract's form is [user]:password@ */
+        if (colon > p)
+            out->user = decode_part(p, (size_t)(colon - p));
+        out->password = decode_part(colon + 1, (size_t)(at - colon - 1));
+        p = at + 1;
+    }
+    slash = strchr(p, '/');
+    const char *host_end = slash ? slash : p + strlen(p);
+    const char *colon = NULL;
+    for (const char *q = host_end; q > p && q[-1] != ']'; q--)
+        if (q[-1] == ':') {
+            colon = q - 1;
+            break;
+        }
+    const char *name_end = colon ? colon : host_end;
+    if (name_end == p)
+        goto bad;
+    out->port = 6379;
+    if (colon) {
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (!isdigit((unsigned char)colon[1]) || end != host_end || port < 1 || port > 65535)
+            goto bad;
+        out->port = (int)port;
+    }
+    if (*p == '[' && name_end[-1] == ']')
+        out->host = strndup(p + 1, (size_t)(name_end - p - 2));
+    else
+        out->host = strndup(p, (size_t)(name_end - p));
+    if (slash && slash[1]) {
+        char *end;
+        long db = strtol(slash + 1, &end, 10);
+        if (!isdigit((unsigned char)slash[1]) || *end || db < 0 || db > INT_MAX)
+            goto bad;
+        out->db = (int)db;
+    }
+    return 0;
+bad:
+    redis_url_free(out);
+    return -1;
+}
+
+void redis_url_free(struct redis_url *u)
+{
+    free(u->host);
+    free(u->user);
+    free(u->password);
+    memset(u, 0, sizeof(*u));
+}

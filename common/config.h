@@ -1,0 +1,59 @@
+/* The node's settings (contract §1): defaults, environment variables and
+ * --flags (flags win), validation with one clear line per bad value. */
+#ifndef SIGNAL_CONFIG_H
+#define SIGNAL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "log.h"
+
+struct redis_url {
+    char *host;
+    int port;
+    char *user;     /* NULL when absent */
+    char *password; /* NULL when absent */
+    int db;
+};
+
+enum membership_kind { MEMBERSHIP_TOKEN, MEMBERSHIP_REDIS };
+
+struct config {
+    char *listen_host; /* NULL = every address */
+    int listen_port;
+    char *path_prefix; /* "" or "/x[/y]", no trailing slash */
+    char *redis_url;   /* NULL = single node, in-process bus */
+    struct redis_url redis;
+    char *node_id;
+    char *jwt_alg;
+    char *jwt_secret;
+    char *jwt_key_file;
+    char *jwt_issuer;
+    char *jwt_audience;
+    long jwt_leeway_s;
+    enum membership_kind membership;
+    char *membership_key; /* contains "{room}" */
+    long max_message_bytes;
+    long rate_per_s;
+    long rate_burst;
+    long send_queue_bytes;
+    long max_connections;
+    long drain_s;
+    long ping_s;
+    enum log_level log_level;
+    bool dev;
+};
+
+enum config_result { CONFIG_OK, CONFIG_HELP, CONFIG_ERROR };
+
+/* Reads environ and argv into *c. On CONFIG_ERROR, err holds one line that
+ * names the setting. The caller frees *c with config_free in every case. */
+enum config_result config_load(struct config *c, int argc, char **argv, char *err, size_t errlen);
+void config_free(struct config *c);
+void config_usage(FILE *out);
+
+int redis_url_parse(const char *url, struct redis_url *out);
+void redis_url_free(struct redis_url *u);
+
+#endif

@@ -1,0 +1,224 @@
+/* Client connections; see conn.h. */
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "node.h"
+#include "relay.h"
+
+#define CLOSE_GRACE_S 5 /* a peer that reads nothing cannot take our close frame */
+
+struct conn *conn_new(struct node *n, struct identity *ident, const char *room_id)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->node = n;
+    c->id = ++n->next_conn_id;
+    snprintf(c->key, sizeof(c->key), "%s:%llu", n->cfg.node_id, (unsigned long long)c->id);
+    snprintf(c->room_id, sizeof(c->room_id), "%s", room_id);
+    c->ident = *ident;
+    memset(ident, 0, sizeof(*ident));
+    c->state = CONN_UPGRADING;
+    bucket_init(&c->bucket, (unsigned)n->cfg.rate_burst, node_now_ms());
+    c->all_next = n->conns;
+    if (n->conns)
+        n->conns->all_prev = c;
+    n->conns = c;
+    n->n_conns++;
+    n->stats.connections_total++;
+    return c;
+}
+
+static void drop_queue(struct conn *c)
+{
+    while (c->q_len) {
+        packet_unref(c->queue[c->q_head]);
+        c->q_head = (c->q_head + 1) % c->q_cap;
+        c->q_len--;
+    }
+    c->queued_bytes = 0;
+}
+
+void conn_free(struct conn *c)
+{
+    struct node *n = c->node;
+    drop_queue(c);
+    free(c->queue);
+    free(c->rx);
+    if (c->expiry)
+        event_free(c->expiry);
+    identity_clear(&c->ident);
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else
+        n->conns = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
+    n->n_conns--;
+    free(c);
+}
+
+static int queue_push(struct conn *c, struct packet *p)
+{
+    if (c->q_len == c->q_cap) {
+        size_t cap = c->q_cap ? c->q_cap * 2 : 8;
+        struct packet **q = malloc(cap * sizeof(*q));
+        if (!q)
+            return -1;
+        for (size_t i = 0; i < c->q_len; i++)
+            q[i] = c->queue[(c->q_head + i) % c->q_cap];
+        free(c->queue);
+        c->queue = q;
+        c->q_head = 0;
+        c->q_cap = cap;
+    }
+    c->queue[(c->q_head + c->q_len) % c->q_cap] = packet_ref(p);
+    c->q_len++;
+    c->queued_bytes += p->len;
+    return 0;
+}
+
+void conn_send(struct conn *c, struct packet *p)
+{
+    if (c->state == CONN_CLOSING || !c->wsi)
+        return;
+    if (c->queued_bytes + p->len > (size_t)c->node->cfg.send_queue_bytes) {
+        /* One slow reader must not hold memory or delay the others. */
+        c->node->stats.closed_slow++;
+        log_info("conn %s: closed, %zu bytes queued (too slow a reader)", c->key,
+                 c->queued_bytes);
+        conn_close(c, 4008, "Too slow a reader");
+        return;
+    }
+    if (queue_push(c, p) < 0) {
+        conn_close(c, 1011, "Out of memory");
+        return;
+    }
+    c->node->stats.messages_out++;
+    lws_callback_on_writable(c->wsi);
+}
+
+void conn_send_json(struct conn *c, json_t *j)
+{
+    struct packet *p = packet_from_json(j);
+    json_decref(j);
+    if (!p) {
+        conn_close(c, 1011, "Out of memory");
+        return;
+    }
+    conn_send(c, p);
+    packet_unref(p);
+}
+
+void conn_send_error(struct conn *c, const char *code, const char *message)
+{
+    c->node->stats.errors_sent++;
+    conn_send_json(c, protocol_error(code, message));
+}
+
+void conn_close(struct conn *c, int code, const char *reason)
+{
+    if (c->state == CONN_CLOSING || !c->wsi)
+        return;
+    c->state = CONN_CLOSING;
+    c->close_code = code;
+    c->close_reason = reason;
+    drop_queue(c);
+    lws_rx_flow_control(c->wsi, 0);
+    lws_callback_on_writable(c->wsi);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
+}
+
+static void on_expiry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct conn *c = arg;
+    conn_close(c, 4001, "Token expired");
+}
+
+static int arm_expiry(struct conn *c)
+{
+    int64_t at_ms = (c->ident.exp + c->node->cfg.jwt_leeway_s) * 1000;
+    int64_t delay = at_ms - node_now_ms();
+    if (delay < 0)
+        delay = 0;
+    struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000};
+    c->expiry = evtimer_new(c->node->base, on_expiry, c);
+    return c->expiry ? evtimer_add(c->expiry, &tv) : -1;
+}
+
+int conn_on_established(struct conn *c, struct lws *wsi)
+{
+    c->wsi = wsi;
+    c->state = CONN_PENDING;
+    if (arm_expiry(c) < 0)
+        return -1;
+    return relay_admit(c);
+}
+
+static int rx_append(struct conn *c, const void *in, size_t len)
+{
+    size_t max = (size_t)c->node->cfg.max_message_bytes;
+    if (c->rx_len + len > max)
+        return -1;
+    if (c->rx_len + len > c->rx_cap) {
+        size_t cap = c->rx_cap ? c->rx_cap : 1024;
+        while (cap < c->rx_len + len)
+            cap *= 2;
+        if (cap > max)
+            cap = max;
+        unsigned char *p = realloc(c->rx, cap);
+        if (!p)
+            return -1;
+        c->rx = p;
+        c->rx_cap = cap;
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    return 0;
+}
+
+int conn_on_receive(struct conn *c, const void *in, size_t len)
+{
+    if (c->state != CONN_JOINED)
+        return 0;
+    if (rx_append(c, in, len) < 0) {
+        static const char reason[] = "Message too big";
+        c->node->stats.closed_too_big++;
+        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)reason,
+                         sizeof(reason) - 1);
+        return -1;
+    }
+    if (!lws_is_final_fragment(c->wsi))
+        return 0;
+    bool binary = lws_frame_is_binary(c->wsi);
+    size_t n = c->rx_len;
+    c->rx_len = 0;
+    relay_message(c, (const char *)c->rx, n, binary);
+    return 0;
+}
+
+int conn_on_writeable(struct conn *c)
+{
+    if (c->state == CONN_CLOSING) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    if (!c->q_len)
+        return 0; /* WRITEABLE also comes unasked: never send an empty frame */
+    struct packet *p = c->queue[c->q_head];
+    c->q_head = (c->q_head + 1) % c->q_cap;
+    c->q_len--;
+    c->queued_bytes -= p->len;
+    int written = lws_write(c->wsi, packet_text(p), p->len, LWS_WRITE_TEXT);
+    packet_unref(p);
+    if (written < 0)
+        return -1;
+    if (c->q_len)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}

@@ -1,0 +1,71 @@
+/* One client connection: its identity, state, send queue, receive buffer,
+ * rate limit and timers. Closing is asynchronous: conn_close records the code
+ * and asks libwebsockets for a writeable callback, where the close happens. */
+#ifndef SIGNAL_CONN_H
+#define SIGNAL_CONN_H
+
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "bucket.h"
+#include "packet.h"
+#include "protocol.h"
+
+struct node;
+struct room;
+struct membership_req;
+
+enum conn_state {
+    CONN_UPGRADING, /* accepted at HTTP, WebSocket not yet established */
+    CONN_PENDING,   /* established, waiting for the membership answer */
+    CONN_JOINED,
+    CONN_CLOSING,
+};
+
+struct conn {
+    struct node *node;
+    struct lws *wsi;
+    uint64_t id;
+    char key[160]; /* "<node id>:<conn id>", unique in the cluster */
+    char room_id[PROTOCOL_GUID_LEN + 1];
+    struct room *room; /* set while joined */
+    struct identity ident;
+    char joined_at[PROTOCOL_TIMESTAMP_LEN];
+    enum conn_state state;
+
+    struct packet **queue; /* ring of queued frames */
+    size_t q_head, q_len, q_cap, queued_bytes;
+
+    unsigned char *rx; /* the message being reassembled from fragments */
+    size_t rx_len, rx_cap;
+
+    struct bucket bucket;
+    unsigned limited_in_a_row;
+    struct event *expiry;
+    struct membership_req *check;
+
+    int close_code;
+    const char *close_reason;
+
+    struct conn *room_prev, *room_next;
+    struct conn *all_prev, *all_next;
+};
+
+/* Takes ownership of *ident (cleared). */
+struct conn *conn_new(struct node *n, struct identity *ident, const char *room_id);
+void conn_free(struct conn *c);
+
+void conn_send(struct conn *c, struct packet *p);
+void conn_send_json(struct conn *c, json_t *j);
+void conn_send_error(struct conn *c, const char *code, const char *message);
+void conn_close(struct conn *c, int code, const char *reason);
+
+/* libwebsockets events; a negative return closes the connection. */
+int conn_on_established(struct conn *c, struct lws *wsi);
+int conn_on_receive(struct conn *c, const void *in, size_t len);
+int conn_on_writeable(struct conn *c);
+
+#endif

@@ -1,0 +1,13 @@
+/* --dev: a random HMAC secret and ready-made URLs with tokens, so that a
+ * first run needs no key management. Never for production. */
+#ifndef SIGNAL_DEV_H
+#define SIGNAL_DEV_H
+
+#include "config.h"
+
+/* Sets a random HS256 secret in cfg. */
+int dev_prepare(struct config *cfg);
+/* Prints two URLs (two accounts, one room) to stdout. */
+int dev_print_urls(const struct config *cfg);
+
+#endif

@@ -1,0 +1,52 @@
+/* The node: everything one process owns, reached from every callback. One
+ * thread, one libevent loop: nothing here is locked. */
+#ifndef SIGNAL_NODE_H
+#define SIGNAL_NODE_H
+
+#include <event2/event.h>
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "config.h"
+
+struct bus;
+struct membership;
+struct room;
+struct conn;
+
+/* Counters kept where the events happen; read by logs now, metrics later. */
+struct stats {
+    uint64_t connections_total;
+    uint64_t messages_in;
+    uint64_t messages_out;
+    uint64_t errors_sent;
+    uint64_t closed_slow;
+    uint64_t closed_rate;
+    uint64_t closed_too_big;
+    uint64_t rejected_http;
+};
+
+struct node {
+    struct config cfg;
+    struct auth *auth;
+    struct event_base *base;
+    struct lws_context *lws;
+    lws_retry_bo_t keepalive;
+    struct bus *bus;
+    struct membership *membership;
+    struct room *rooms;
+    struct conn *conns; /* every connection, linked through conn->all_next */
+    unsigned long n_conns;
+    uint64_t next_conn_id;
+    bool draining;
+    struct event *sig_term, *sig_int, *drain_timer;
+    struct stats stats;
+};
+
+int64_t node_now_ms(void);
+/* Called once the last connection of a draining node has gone. */
+void node_drained(struct node *n);
+
+#endif

@@ -1,0 +1,205 @@
+/* Self-healing hiredis async connection; see redis.h. */
+#include "redis.h"
+
+#include <hiredis/adapters/libevent.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define CONNECT_TIMEOUT_MS 2000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+static char last_step; /* privdata of the handshake's final command */
+
+struct redis {
+    struct event_base *base;
+    struct redis_url url;
+    char *name;
+    redisAsyncContext *ac;
+    bool ready, was_up, freeing;
+    int backoff_ms;
+    struct event *retry, *connect_timeout;
+    redis_state_fn on_state;
+    void *arg;
+};
+
+static void start_connect(struct redis *r);
+
+static void set_timer(struct event *ev, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(ev, &tv);
+}
+
+static void schedule_retry(struct redis *r)
+{
+    if (r->freeing)
+        return;
+    int jitter = rand() % (r->backoff_ms / 2 + 1);
+    set_timer(r->retry, r->backoff_ms + jitter);
+    r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+}
+
+static void went_down(struct redis *r, const char *why)
+{
+    r->ready = false;
+    if (r->was_up) {
+        r->was_up = false;
+        log_warn("redis %s: connection to %s:%d lost (%s); reconnecting", r->name, r->url.host,
+                 r->url.port, why);
+        if (r->on_state)
+            r->on_state(r->arg, false);
+    } else {
+        log_debug("redis %s: cannot connect to %s:%d (%s)", r->name, r->url.host, r->url.port,
+                  why);
+    }
+    schedule_retry(r);
+}
+
+static void on_handshake(redisAsyncContext *ac, void *reply_, void *last)
+{
+    struct redis *r = ac->data;
+    redisReply *reply = reply_;
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        log_error("redis %s: %s", r->name,
+                  reply ? reply->str : "connection lost during AUTH/SELECT");
+        if (reply)
+            redisAsyncDisconnect(ac);
+        return;
+    }
+    if (!last)
+        return;
+    r->ready = true;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    if (!r->was_up) {
+        r->was_up = true;
+        log_info("redis %s: connected to %s:%d", r->name, r->url.host, r->url.port);
+        if (r->on_state)
+            r->on_state(r->arg, true);
+    }
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct redis *r = ac->data;
+    evtimer_del(r->connect_timeout);
+    if (status != REDIS_OK) {
+        r->ac = NULL; /* hiredis frees it after this callback */
+        went_down(r, ac->errstr);
+        return;
+    }
+    redisAsyncContext *w = (redisAsyncContext *)ac;
+    bool select = r->url.db != 0;
+    if (r->url.password) {
+        if (r->url.user)
+            redisAsyncCommand(w, on_handshake, select ? NULL : &last_step, "AUTH %s %s", r->url.user,
+                              r->url.password);
+        else
+            redisAsyncCommand(w, on_handshake, select ? NULL : &last_step, "AUTH %s", r->url.password);
+    }
+    if (select)
+        redisAsyncCommand(w, on_handshake, &last_step, "SELECT %d", r->url.db);
+    if (!r->url.password && !select)
+        redisAsyncCommand(w, on_handshake, &last_step, "PING");
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct redis *r = ac->data;
+    r->ac = NULL; /* hiredis frees it after this callback */
+    if (r->freeing)
+        return;
+    went_down(r, status == REDIS_OK ? "closed" : ac->errstr);
+}
+
+static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct redis *r = arg;
+    if (!r->ac)
+        return;
+    redisAsyncContext *ac = r->ac;
+    r->ac = NULL;
+    redisAsyncFree(ac); /* not connected: no disconnect callback */
+    went_down(r, "connect timeout");
+}
+
+static void start_connect(struct redis *r)
+{
+    redisAsyncContext *ac = redisAsyncConnect(r->url.host, r->url.port);
+    if (!ac || ac->err) {
+        const char *why = ac ? ac->errstr : "out of memory";
+        log_debug("redis %s: connect failed: %s", r->name, why);
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_retry(r);
+        return;
+    }
+    ac->data = r;
+    redisLibeventAttach(ac, r->base);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    r->ac = ac;
+    set_timer(r->connect_timeout, CONNECT_TIMEOUT_MS);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    start_connect(arg);
+}
+
+struct redis *redis_new(struct event_base *base, const struct redis_url *url, const char *name,
+                        redis_state_fn on_state, void *arg)
+{
+    struct redis *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->base = base;
+    r->url.host = strdup(url->host);
+    r->url.port = url->port;
+    r->url.user = url->user ? strdup(url->user) : NULL;
+    r->url.password = url->password ? strdup(url->password) : NULL;
+    r->url.db = url->db;
+    r->name = strdup(name);
+    r->on_state = on_state;
+    r->arg = arg;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    r->retry = evtimer_new(base, on_retry, r);
+    r->connect_timeout = evtimer_new(base, on_connect_timeout, r);
+    start_connect(r);
+    return r;
+}
+
+void redis_free(struct redis *r)
+{
+    if (!r)
+        return;
+    r->freeing = true;
+    if (r->ac)
+        redisAsyncFree(r->ac);
+    event_free(r->retry);
+    event_free(r->connect_timeout);
+    redis_url_free(&r->url);
+    free(r->name);
+    free(r);
+}
+
+bool redis_ready(const struct redis *r)
+{
+    return r->ready;
+}
+
+int redis_command(struct redis *r, redisCallbackFn *fn, void *privdata, const char *fmt, ...)
+{
+    if (!r->ready || !r->ac)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = redisvAsyncCommand(r->ac, fn, privdata, fmt, ap);
+    va_end(ap);
+    return rc == REDIS_OK ? 0 : -1;
+}

@@ -1,0 +1,26 @@
+/* A Redis connection on the node's libevent loop (hiredis async) that stays
+ * up by itself: connect timeout, AUTH and SELECT from the URL, reconnect with
+ * capped exponential backoff and jitter, one log line per state change.
+ * hiredis 0.14 frees its context after the connect-failure and disconnect
+ * callbacks and never reconnects, so this file owns all of that. */
+#ifndef SIGNAL_REDIS_H
+#define SIGNAL_REDIS_H
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <stdbool.h>
+
+#include "config.h"
+
+struct redis;
+typedef void (*redis_state_fn)(void *arg, bool up);
+
+struct redis *redis_new(struct event_base *base, const struct redis_url *url, const char *name,
+                        redis_state_fn on_state, void *arg);
+void redis_free(struct redis *r);
+bool redis_ready(const struct redis *r);
+/* Sends a command when the connection is ready; fn then always runs, with a
+ * NULL reply if the connection is lost first. Returns -1 when not ready. */
+int redis_command(struct redis *r, redisCallbackFn *fn, void *privdata, const char *fmt, ...);
+
+#endif

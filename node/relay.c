@@ -1,0 +1,179 @@
+/* Joining, relaying and leaving; see relay.h. */
+#include "relay.h"
+
+#include <string.h>
+
+#include "bus.h"
+#include "conn.h"
+#include "log.h"
+#include "membership.h"
+#include "node.h"
+#include "room.h"
+
+#define MAX_LIMITED_IN_A_ROW 1000 /* then the sender is closed with 1008 */
+
+static const char forbidden[] = "Forbidden: Not a member of this chat room";
+
+static void publish(struct conn *origin, struct room *r, const char *to, json_t *packet)
+{
+    struct node *n = origin->node;
+    struct packet *p = packet_from_json(packet);
+    json_decref(packet);
+    if (!p)
+        return;
+    struct bus_msg m = {r->id, n->cfg.node_id, origin->id, to, p};
+    if (bus_publish(n->bus, &m) < 0)
+        log_warn("room %s: publish failed", r->id);
+    packet_unref(p);
+}
+
+static json_t *user_event(const char *type, json_t *account)
+{
+    json_t *data = json_object();
+    json_t *packet = protocol_signal(type, data, NULL,
+                                     json_string_value(json_object_get(account, "id")), account);
+    json_decref(data);
+    return packet;
+}
+
+static int join(struct conn *c)
+{
+    struct node *n = c->node;
+    struct room *r = room_open(&n->rooms, c->room_id);
+    if (!r)
+        return -1;
+    if (!r->n_members && bus_subscribe(n->bus, r->id) < 0) {
+        room_release(&n->rooms, r);
+        conn_close(c, 1013, "Try again later");
+        return 0;
+    }
+    protocol_timestamp(node_now_ms(), c->joined_at);
+    json_t *participants = roster_participants(r, c->ident.account_id);
+    conn_send_json(c, protocol_welcome(c->ident.account_id, r->id, c->joined_at, participants));
+    json_decref(participants);
+    if (c->state == CONN_CLOSING) { /* the welcome alone overflowed its send queue */
+        room_release(&n->rooms, r);
+        return 0;
+    }
+
+    room_add_member(r, c);
+    c->room = r;
+    c->state = CONN_JOINED;
+    if (roster_add(r, c->key, c->ident.account, c->joined_at))
+        publish(c, r, NULL, user_event("user-joined", c->ident.account));
+    log_debug("conn %s: %s joined room %s", c->key, c->ident.account_id, r->id);
+    return 0;
+}
+
+static void on_membership(void *arg, enum membership_answer a)
+{
+    struct conn *c = arg;
+    c->check = NULL;
+    if (c->state != CONN_PENDING)
+        return;
+    if (a == MEMBERSHIP_YES) {
+        lws_rx_flow_control(c->wsi, 1);
+        if (join(c) < 0)
+            conn_close(c, 1011, "Internal error");
+    } else if (a == MEMBERSHIP_NO) {
+        conn_close(c, 4403, forbidden);
+    } else {
+        conn_close(c, 1013, "Try again later");
+    }
+}
+
+int relay_admit(struct conn *c)
+{
+    struct membership *m = c->node->membership;
+    enum membership_answer a =
+        m->ops->ask(m, &c->ident, c->room_id, on_membership, c, &c->check);
+    if (a == MEMBERSHIP_PENDING) {
+        /* Nothing is read from a client before it is a member. */
+        lws_rx_flow_control(c->wsi, 0);
+        return 0;
+    }
+    on_membership(c, a);
+    return 0;
+}
+
+void relay_leave(struct conn *c)
+{
+    struct node *n = c->node;
+    if (c->check) {
+        n->membership->ops->cancel(c->check);
+        c->check = NULL;
+    }
+    struct room *r = c->room;
+    if (!r)
+        return;
+    room_remove_member(r, c);
+    c->room = NULL;
+    json_t *account = roster_remove(r, c->key, c->ident.account_id);
+    if (account) {
+        publish(c, r, NULL, user_event("user-left", account));
+        json_decref(account);
+    }
+    if (!r->n_members) {
+        bus_unsubscribe(n->bus, r->id);
+        room_release(&n->rooms, r);
+    }
+}
+
+static bool rate_ok(struct conn *c)
+{
+    const struct config *cfg = &c->node->cfg;
+    if (bucket_take(&c->bucket, (unsigned)cfg->rate_per_s, (unsigned)cfg->rate_burst,
+                    node_now_ms())) {
+        c->limited_in_a_row = 0;
+        return true;
+    }
+    if (++c->limited_in_a_row > MAX_LIMITED_IN_A_ROW) {
+        c->node->stats.closed_rate++;
+        log_info("conn %s: closed for sustained flooding", c->key);
+        conn_close(c, 1008, "Rate limit exceeded");
+    } else {
+        conn_send_error(c, "rate_limited", "Too many messages: slow down");
+    }
+    return false;
+}
+
+void relay_message(struct conn *c, const char *text, size_t len, bool binary)
+{
+    c->node->stats.messages_in++;
+    if (!rate_ok(c))
+        return;
+    if (binary) {
+        conn_send_error(c, "invalid_message", "Binary frames are not supported");
+        return;
+    }
+    struct signal_in s;
+    const char *why;
+    enum protocol_error e = protocol_parse(text, len, &s, &why);
+    if (e != PROTOCOL_OK) {
+        conn_send_error(c, protocol_error_code(e), why);
+        return;
+    }
+    if (s.to && !roster_has(c->room, s.to)) {
+        conn_send_error(c, "unknown_target", "The 'to' account is not in this room");
+    } else {
+        publish(c, c->room, s.to,
+                protocol_signal(s.type, s.data, s.to, c->ident.account_id, c->ident.account));
+    }
+    signal_in_clear(&s);
+}
+
+void relay_deliver(void *node, const struct bus_msg *m)
+{
+    struct node *n = node;
+    struct room *r = room_find(n->rooms, m->room);
+    if (!r)
+        return;
+    bool from_here = strcmp(m->origin_node, n->cfg.node_id) == 0;
+    for (struct conn *c = r->members; c; c = c->room_next) {
+        if (from_here && c->id == m->origin_conn)
+            continue;
+        if (m->to && strcmp(c->ident.account_id, m->to) != 0)
+            continue;
+        conn_send(c, m->packet);
+    }
+}

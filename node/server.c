@@ -1,0 +1,250 @@
+/* HTTP answers, the upgrade decision and the WebSocket callback; see server.h. */
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "membership.h"
+#include "protocol.h"
+#include "relay.h"
+
+#define MAX_HEADER_BYTES (20 * 1024) /* JWT cookies are big: 16 KiB of headers must fit */
+#define MAX_TOKEN_BYTES (16 * 1024)
+
+static const char *status_body(int status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request: WebSocket connection expected";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden: Not a member of this chat room";
+    case 503:
+        return "Service Unavailable: Try again later";
+    default:
+        return "";
+    }
+}
+
+/* Writes a complete text/plain answer. Returns nonzero if it could not. */
+static int http_reply(struct node *n, struct lws *wsi, int status)
+{
+    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
+                                        *end = buf + sizeof(buf) - 1;
+    const char *body = status_body(status);
+    size_t len = strlen(body);
+    n->stats.rejected_http += status != 400;
+    if (lws_add_http_common_headers(wsi, (unsigned)status, "text/plain; charset=utf-8", len, &p,
+                                    end))
+        return 1;
+    if (status == 401 && lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
+                                                     (const unsigned char *)"Bearer", 6, &p, end))
+        return 1;
+    if (status == 405 && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
+                                                     (const unsigned char *)"GET", 3, &p, end))
+        return 1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        return 1;
+    if (len) {
+        memcpy(start, body, len);
+        if (lws_write(wsi, start, len, LWS_WRITE_HTTP_FINAL) != (int)len)
+            return 1;
+    }
+    return 0;
+}
+
+static char *query_token(struct lws *wsi)
+{
+    static char frag[MAX_TOKEN_BYTES + 8];
+    static const char *const names[] = {"tk=", "token="};
+    for (size_t k = 0; k < 2; k++) {
+        for (int i = 0; lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS,
+                                              i) >= 0;
+             i++) {
+            size_t nl = strlen(names[k]);
+            if (!strncmp(frag, names[k], nl) && frag[nl])
+                return strdup(frag + nl);
+        }
+    }
+    return NULL;
+}
+
+static char *header_copy(struct lws *wsi, enum lws_token_indexes h)
+{
+    int len = lws_hdr_total_length(wsi, h);
+    if (len <= 0)
+        return NULL;
+    char *v = malloc((size_t)len + 1);
+    if (v && lws_hdr_copy(wsi, v, len + 1, h) < 0) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* Contract §3: query tk (or token), then Authorization: Bearer, then the
+ * AuthToken cookie; the first found wins. */
+static char *find_token(struct lws *wsi)
+{
+    char *token = query_token(wsi), *h;
+    if (!token && (h = header_copy(wsi, WSI_TOKEN_HTTP_AUTHORIZATION))) {
+        token = auth_token_from_bearer(h);
+        free(h);
+    }
+    if (!token && (h = header_copy(wsi, WSI_TOKEN_HTTP_COOKIE))) {
+        token = auth_token_from_cookie(h);
+        free(h);
+    }
+    return token;
+}
+
+/* Decides who may use the route: 0 with *id filled, or the HTTP status. */
+static int admit(struct node *n, struct lws *wsi, const char *path, char *room,
+                 struct identity *id)
+{
+    if (!protocol_route(n->cfg.path_prefix, path, room))
+        return 404;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+        return 405;
+    char *token = find_token(wsi);
+    const char *why = "no token";
+    int rc = token ? auth_verify(n->auth, token, time(NULL), id, &why) : -1;
+    free(token);
+    if (rc < 0) {
+        log_debug("refused %s: %s", path, why);
+        return 401;
+    }
+    struct membership *m = n->membership;
+    struct membership_req *req;
+    if (m->answers_at_once && m->ops->ask(m, id, room, NULL, NULL, &req) != MEMBERSHIP_YES) {
+        identity_clear(id);
+        return 403;
+    }
+    return 0;
+}
+
+static char *request_path(struct lws *wsi)
+{
+    static const enum lws_token_indexes methods[] = {
+        WSI_TOKEN_GET_URI, WSI_TOKEN_POST_URI, WSI_TOKEN_OPTIONS_URI, WSI_TOKEN_PUT_URI,
+        WSI_TOKEN_PATCH_URI, WSI_TOKEN_DELETE_URI, WSI_TOKEN_HEAD_URI};
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        char *path = header_copy(wsi, methods[i]);
+        if (path)
+            return path;
+    }
+    return NULL;
+}
+
+static int on_http(struct node *n, struct lws *wsi)
+{
+    char room[PROTOCOL_GUID_LEN + 1];
+    struct identity id = {0};
+    char *path = request_path(wsi);
+    int status = path ? admit(n, wsi, path, room, &id) : 404;
+    free(path);
+    identity_clear(&id);
+    if (http_reply(n, wsi, status ? status : 400))
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int on_confirm_upgrade(struct node *n, struct lws *wsi)
+{
+    char room[PROTOCOL_GUID_LEN + 1];
+    struct identity id = {0};
+    char *path = request_path(wsi);
+    int status = path ? admit(n, wsi, path, room, &id) : 404;
+    free(path);
+    if (!status && (n->draining || n->n_conns >= (unsigned long)n->cfg.max_connections)) {
+        identity_clear(&id);
+        status = 503;
+    }
+    if (status)
+        return http_reply(n, wsi, status) ? -1 : 1;
+    struct conn *c = conn_new(n, &id, room);
+    if (!c) {
+        identity_clear(&id);
+        return -1;
+    }
+    /* The per-session user space is reallocated by the upgrade; the opaque
+     * pointer survives it. */
+    lws_set_opaque_user_data(wsi, c);
+    return 0;
+}
+
+static void on_closed(struct node *n, struct lws *wsi, struct conn *c)
+{
+    lws_set_opaque_user_data(wsi, NULL);
+    relay_leave(c);
+    conn_free(c);
+    if (n->draining && !n->n_conns)
+        node_drained(n);
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct lws_context *ctx = lws_get_context(wsi);
+    struct node *n = ctx ? lws_context_user(ctx) : NULL;
+    struct conn *c = lws_get_opaque_user_data(wsi);
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return on_http(n, wsi);
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return on_confirm_upgrade(n, wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        return c ? conn_on_established(c, wsi) : -1;
+    case LWS_CALLBACK_RECEIVE:
+        return c ? conn_on_receive(c, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return c ? conn_on_writeable(c) : 0;
+    case LWS_CALLBACK_CLOSED:
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* An upgrade that never completed gets only the second. */
+        if (c)
+            on_closed(n, wsi, c);
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {"signal", callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void lws_log(int level, const char *line)
+{
+    size_t len = strlen(line);
+    while (len && (line[len - 1] == '\n' || line[len - 1] == ' '))
+        len--;
+    log_msg(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws: %.*s", (int)len, line);
+}
+
+int server_start(struct node *n)
+{
+    lws_set_log_level(LLL_ERR | (log_enabled(LOG_DEBUG) ? LLL_WARN : 0), lws_log);
+
+    n->keepalive.secs_since_valid_ping = (uint16_t)n->cfg.ping_s;
+    n->keepalive.secs_since_valid_hangup = (uint16_t)(2 * n->cfg.ping_s);
+
+    void *loops[] = {n->base};
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = n->cfg.listen_port;
+    info.iface = n->cfg.listen_host;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_LIBEVENT;
+    info.foreign_loops = loops;
+    info.user = n;
+    info.max_http_header_data = MAX_HEADER_BYTES;
+    info.retry_and_idle_policy = &n->keepalive;
+    n->lws = lws_create_context(&info);
+    return n->lws ? 0 : -1;
+}
