@@ -1,0 +1,160 @@
+/* Unit tests of settings: defaults, environment, flags, errors. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+static char err[512];
+
+static enum config_result load(struct config *c, int argc, char **argv)
+{
+    err[0] = '\0';
+    return config_load(c, argc, argv, err, sizeof(err));
+}
+
+static void expect_error(const char *env, const char *value, const char *needle)
+{
+    struct config c;
+    setenv(env, value, 1);
+    char *argv[] = {"signal-node"};
+    cr_assert_eq(load(&c, 1, argv), CONFIG_ERROR, "%s=%s accepted", env, value);
+    cr_assert(strstr(err, needle) != NULL, "error \"%s\" does not name %s", err, needle);
+    cr_assert_null(strchr(err, '\n'), "one line");
+    config_free(&c);
+    unsetenv(env);
+}
+
+Test(config, defaults)
+{
+    struct config c;
+    char *argv[] = {"signal-node"};
+    cr_assert_eq(load(&c, 1, argv), CONFIG_OK, "%s", err);
+    cr_assert_null(c.listen_host);
+    cr_assert_eq(c.listen_port, 8080);
+    cr_assert_str_eq(c.path_prefix, "/api");
+    cr_assert_null(c.redis_url);
+    cr_assert_not_null(c.node_id);
+    cr_assert_str_eq(c.jwt_alg, "HS256");
+    cr_assert_null(c.jwt_secret);
+    cr_assert_eq(c.jwt_leeway_s, 60);
+    cr_assert_eq(c.membership, MEMBERSHIP_TOKEN);
+    cr_assert_str_eq(c.membership_key, "chat:{room}:members");
+    cr_assert_eq(c.max_message_bytes, 65536);
+    cr_assert_eq(c.rate_per_s, 50);
+    cr_assert_eq(c.rate_burst, 200);
+    cr_assert_eq(c.send_queue_bytes, 1048576);
+    cr_assert_eq(c.max_connections, 100000);
+    cr_assert_eq(c.drain_s, 20);
+    cr_assert_eq(c.ping_s, 25);
+    cr_assert_not(c.dev);
+    config_free(&c);
+}
+
+Test(config, env_then_flags_win)
+{
+    struct config c;
+    setenv("SIGNAL_LISTEN", "127.0.0.1:9000", 1);
+    setenv("SIGNAL_RATE_PER_S", "7", 1);
+    setenv("SIGNAL_PATH_PREFIX", "/sphere/", 1);
+    char *argv[] = {"signal-node", "--listen", "[::1]:9001", "--rate-burst=9", "--dev",
+                    "--node-id", "n1"};
+    cr_assert_eq(load(&c, 7, argv), CONFIG_OK, "%s", err);
+    cr_assert_str_eq(c.listen_host, "::1");
+    cr_assert_eq(c.listen_port, 9001);
+    cr_assert_eq(c.rate_per_s, 7);
+    cr_assert_eq(c.rate_burst, 9);
+    cr_assert_str_eq(c.path_prefix, "/sphere");
+    cr_assert_str_eq(c.node_id, "n1");
+    cr_assert(c.dev);
+    config_free(&c);
+}
+
+Test(config, help)
+{
+    struct config c;
+    char *argv[] = {"signal-node", "--help"};
+    cr_assert_eq(load(&c, 2, argv), CONFIG_HELP);
+    config_free(&c);
+}
+
+Test(config, bad_values_name_the_setting)
+{
+    expect_error("SIGNAL_LISTEN", "8080", "SIGNAL_LISTEN");
+    expect_error("SIGNAL_LISTEN", "127.0.0.1:0", "SIGNAL_LISTEN");
+    expect_error("SIGNAL_LISTEN", "127.0.0.1:70000", "SIGNAL_LISTEN");
+    expect_error("SIGNAL_PATH_PREFIX", "api", "SIGNAL_PATH_PREFIX");
+    expect_error("SIGNAL_REDIS_URL", "http://x:1", "SIGNAL_REDIS_URL");
+    expect_error("SIGNAL_REDIS_URL", "redis://host:port", "SIGNAL_REDIS_URL");
+    expect_error("SIGNAL_NODE_ID", "a b", "SIGNAL_NODE_ID");
+    expect_error("SIGNAL_JWT_ALG", "none", "SIGNAL_JWT_ALG");
+    expect_error("SIGNAL_JWT_ALG", "hs256", "SIGNAL_JWT_ALG");
+    expect_error("SIGNAL_JWT_LEEWAY_S", "-1", "SIGNAL_JWT_LEEWAY_S");
+    expect_error("SIGNAL_MEMBERSHIP", "ldap", "SIGNAL_MEMBERSHIP");
+    expect_error("SIGNAL_MEMBERSHIP", "redis", "SIGNAL_MEMBERSHIP"); /* needs a Redis URL */
+    expect_error("SIGNAL_MEMBERSHIP_KEY", "members", "SIGNAL_MEMBERSHIP_KEY");
+    expect_error("SIGNAL_MAX_MESSAGE_BYTES", "64k", "SIGNAL_MAX_MESSAGE_BYTES");
+    expect_error("SIGNAL_RATE_PER_S", "0", "SIGNAL_RATE_PER_S");
+}
+
+Test(config, empty_env_means_default)
+{
+    struct config c;
+    setenv("SIGNAL_RATE_BURST", "", 1);
+    char *argv[] = {"signal-node"};
+    cr_assert_eq(load(&c, 1, argv), CONFIG_OK);
+    cr_assert_eq(c.rate_burst, 200);
+    config_free(&c);
+}
+
+Test(config, bad_flags)
+{
+    struct config c;
+    char *a1[] = {"signal-node", "--no-such-flag", "1"};
+    cr_assert_eq(load(&c, 3, a1), CONFIG_ERROR);
+    cr_assert(strstr(err, "--no-such-flag"));
+    config_free(&c);
+    char *a2[] = {"signal-node", "--drain-s"};
+    cr_assert_eq(load(&c, 2, a2), CONFIG_ERROR);
+    cr_assert(strstr(err, "SIGNAL_DRAIN_S"));
+    config_free(&c);
+    char *a3[] = {"signal-node", "--send-queue-bytes", "12"};
+    cr_assert_eq(load(&c, 3, a3), CONFIG_ERROR);
+    cr_assert(strstr(err, "SIGNAL_SEND_QUEUE_BYTES"));
+    config_free(&c);
+}
+
+Test(config, redis_urls)
+{
+    struct redis_url u;
+    cr_assert_eq(redis_url_parse("redis://127.0.0.1:6391", &u), 0);
+    cr_assert_str_eq(u.host, "127.0.0.1");
+    cr_assert_eq(u.port, 6391);
+    cr_assert_null(u.user);
+    cr_assert_null(u.password);
+    cr_assert_eq(u.db, 0);
+    redis_url_free(&u);
+
+    cr_assert_eq(redis_url_parse("redis://:s%40cret@redis:6379/3", &u), 0);
+    cr_assert_null(u.user);
+    cr_assert_str_eq(u.password, "s@cret");
+    cr_assert_str_eq(u.host, "redis");
+    cr_assert_eq(u.db, 3);
+    redis_url_free(&u);
+
+    cr_assert_eq(redis_url_parse("redis://app:pw@[::1]:7000/", &u), 0);
+    cr_assert_str_eq(u.user, "app");
+    cr_assert_str_eq(u.password, "pw");
+    cr_assert_str_eq(u.host, "::1");
+    cr_assert_eq(u.port, 7000);
+    redis_url_free(&u);
+
+    cr_assert_eq(redis_url_parse("redis://localhost", &u), 0);
+    cr_assert_eq(u.port, 6379);
+    redis_url_free(&u);
+
+    cr_assert_eq(redis_url_parse("redis://user@host:1", &u), -1);
+    cr_assert_eq(redis_url_parse("redis://host:1/x", &u), -1);
+    cr_assert_eq(redis_url_parse("redis://:1", &u), -1);
+    cr_assert_eq(redis_url_parse("rediss://host:1", &u), -1);
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds what is missing, then runs every test: the unit tests (ctest) and the
+# integration tests (pytest, real node processes and a real redis-server).
+#   tools/test.sh          the normal build, in build/
+#   tools/test.sh --asan   the same suite with AddressSanitizer + UBSan, in build-asan/
+# Extra arguments go to pytest (e.g. -k welcome).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=$root/build
+cmake_args=()
+if [ "${1:-}" = "--asan" ]; then
+  shift
+  dir=$root/build-asan
+  cmake_args=(-DSIGNAL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+fi
+"$root/tools/build.sh" "$dir" "${cmake_args[@]}"
+(cd "$dir" && ctest --output-on-failure)
+export SIGNAL_NODE_BIN=$dir/bin/signal-node SIGNAL_TOKEN_BIN=$dir/bin/signal-token
+cd "$root"
+# Debian's python3, which has pytest: not whatever python3 is first on PATH.
+exec /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration "$@"
