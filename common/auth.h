@@ -23,7 +23,7 @@ struct identity {
 };
 
 /* Creates a verifier. alg is one of HS256/384/512, RS256/384/512,
- * ES256/384/512. HS* need secret (used as raw bytes); RS*/ES* need key_file, a
+ * ES256/384/512. HS* need secret (used as raw bytes); RS* and ES* need key_file, a
  * PEM public key (or certificate) of the matching type and curve. issuer and
  * audience may be NULL (then not checked). On error returns NULL and writes
  * one line into err naming the setting at fault, e.g.

@@ -280,8 +280,9 @@ static const struct setting *find_flag(const char *name, size_t len)
     return NULL;
 }
 
-static enum config_result apply_flags(struct config *c, int argc, char **argv, char *err,
-                                      size_t n)
+/* Reads the flags into values[] (one per setting), without parsing them yet. */
+static enum config_result read_flags(const char **values, int argc, char **argv, char *err,
+                                     size_t n)
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -307,8 +308,7 @@ static enum config_result apply_flags(struct config *c, int argc, char **argv, c
             snprintf(err, n, "%s: --%s needs a value", s->env, s->flag);
             return CONFIG_ERROR;
         }
-        if (apply(c, s, value, err, n) < 0)
-            return CONFIG_ERROR;
+        values[s - settings] = value;
     }
     return CONFIG_OK;
 }
@@ -332,16 +332,19 @@ static int check_whole(struct config *c, char *err, size_t n)
 enum config_result config_load(struct config *c, int argc, char **argv, char *err, size_t n)
 {
     memset(c, 0, sizeof(*c));
-    for (size_t i = 0; i < N_SETTINGS; i++) {
-        const char *v = getenv(settings[i].env);
-        if (settings[i].def && apply(c, &settings[i], settings[i].def, err, n) < 0)
-            return CONFIG_ERROR;
-        if (v && *v && apply(c, &settings[i], v, err, n) < 0)
-            return CONFIG_ERROR;
-    }
-    enum config_result r = apply_flags(c, argc, argv, err, n);
+    const char *values[N_SETTINGS] = {0};
+    enum config_result r = read_flags(values, argc, argv, err, n);
     if (r != CONFIG_OK)
         return r;
+    /* A flag wins over the variable, which wins over the default; only the
+     * winner is parsed, so a bad value that is overridden does no harm. */
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const char *v = values[i] ? values[i] : getenv(settings[i].env);
+        if (!v || !*v)
+            v = settings[i].def;
+        if (v && apply(c, &settings[i], v, err, n) < 0)
+            return CONFIG_ERROR;
+    }
     return check_whole(c, err, n) < 0 ? CONFIG_ERROR : CONFIG_OK;
 }
 

@@ -38,6 +38,15 @@ const char *protocol_error_code(enum protocol_error e)
     return e == PROTOCOL_INVALID_JSON ? "invalid_json" : "invalid_message";
 }
 
+/* Characters, not bytes: "64 characters" means the same in every language. */
+static size_t utf8_length(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
 static bool is_reserved(const char *type)
 {
     return !strcmp(type, "user-joined") || !strcmp(type, "user-left");
@@ -70,11 +79,11 @@ static enum protocol_error parse_signal(json_t *msg, bool in_envelope, struct si
         *why = "Field 'type' must be a non-empty string";
         return PROTOCOL_INVALID_MESSAGE;
     }
-    if (json_string_length(type) > PROTOCOL_MAX_TYPE_LEN) {
+    const char *t = json_string_value(type);
+    if (utf8_length(t) > PROTOCOL_MAX_TYPE_LEN) {
         *why = "Field 'type' must be at most 64 characters";
         return PROTOCOL_INVALID_MESSAGE;
     }
-    const char *t = json_string_value(type);
     if (!strcmp(t, "webrtc.signal")) {
         if (in_envelope) {
             *why = "A webrtc.signal envelope cannot be nested";

@@ -90,6 +90,7 @@ void conn_send(struct conn *c, struct packet *p)
         c->node->stats.closed_slow++;
         log_info("conn %s: closed, %zu bytes queued (too slow a reader)", c->key,
                  c->queued_bytes);
+        drop_queue(c); /* what it could not read in time is lost anyway */
         conn_close(c, 4008, "Too slow a reader");
         return;
     }
@@ -126,7 +127,6 @@ void conn_close(struct conn *c, int code, const char *reason)
     c->state = CONN_CLOSING;
     c->close_code = code;
     c->close_reason = reason;
-    drop_queue(c);
     lws_rx_flow_control(c->wsi, 0);
     lws_callback_on_writable(c->wsi);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
@@ -154,6 +154,10 @@ int conn_on_established(struct conn *c, struct lws *wsi)
 {
     c->wsi = wsi;
     c->state = CONN_PENDING;
+    if (c->node->closing_all) { /* upgraded after the drain ran out */
+        conn_close(c, 1001, "Node shutting down");
+        return 0;
+    }
     if (arm_expiry(c) < 0)
         return -1;
     return relay_admit(c);
@@ -185,7 +189,11 @@ int conn_on_receive(struct conn *c, const void *in, size_t len)
 {
     if (c->state != CONN_JOINED)
         return 0;
-    if (rx_append(c, in, len) < 0) {
+    /* The frame header announces the rest: refuse a too-big message at its
+     * first bytes rather than after reading all of it. */
+    size_t announced = lws_remaining_packet_payload(c->wsi);
+    if (c->rx_len + len + announced > (size_t)c->node->cfg.max_message_bytes ||
+        rx_append(c, in, len) < 0) {
         static const char reason[] = "Message too big";
         c->node->stats.closed_too_big++;
         lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)reason,
@@ -203,7 +211,9 @@ int conn_on_receive(struct conn *c, const void *in, size_t len)
 
 int conn_on_writeable(struct conn *c)
 {
-    if (c->state == CONN_CLOSING) {
+    /* A closing connection still gets what was queued before the close
+     * (the errors that explain it, say), then the close frame. */
+    if (c->state == CONN_CLOSING && !c->q_len) {
         lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;

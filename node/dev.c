@@ -53,7 +53,7 @@ static char *mint(const struct config *cfg, const char *sub, const char *name, c
              name, room);
     if (!jwt_add_grants_json(jwt, grants) &&
         !jwt_add_grant_int(jwt, "exp", (long)time(NULL) + DEV_TTL_S) &&
-        !jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)cfg->jwt_secret,
+        !jwt_set_alg(jwt, jwt_str_alg(cfg->jwt_alg), (const unsigned char *)cfg->jwt_secret,
                      (int)strlen(cfg->jwt_secret)))
         token = jwt_encode_str(jwt);
     jwt_free(jwt);
@@ -62,6 +62,12 @@ static char *mint(const struct config *cfg, const char *sub, const char *name, c
 
 int dev_print_urls(const struct config *cfg)
 {
+    if (!cfg->jwt_secret) {
+        printf("signal-node --dev: %s tokens need the private key; mint them with signal-token\n",
+               cfg->jwt_alg);
+        fflush(stdout);
+        return 0;
+    }
     unsigned char r[16];
     char room[37], h[33];
     if (random_bytes(r, sizeof(r)) < 0)
@@ -82,6 +88,8 @@ int dev_print_urls(const struct config *cfg)
                host, v6 ? "]" : "", cfg->listen_port, cfg->path_prefix, room, token);
         free(token);
     }
+    if (cfg->membership == MEMBERSHIP_REDIS)
+        printf("  (membership redis: SADD the accounts dev-alice and dev-bob to the room's set)\n");
     fflush(stdout);
     return 0;
 }

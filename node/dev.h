@@ -5,9 +5,10 @@
 
 #include "config.h"
 
-/* Sets a random HS256 secret in cfg. */
+/* Sets a random HS256 secret in cfg (when it has no key of its own). */
 int dev_prepare(struct config *cfg);
-/* Prints two URLs (two accounts, one room) to stdout. */
+/* Prints two URLs (two accounts, one room) to stdout, with tokens signed by
+ * the configured secret; with RS and ES keys it can only say so. */
 int dev_print_urls(const struct config *cfg);
 
 #endif

@@ -47,6 +47,7 @@ void node_drained(struct node *n)
 static void close_all(struct node *n)
 {
     log_info("closing %lu remaining connections", n->n_conns);
+    n->closing_all = true;
     for (struct conn *c = n->conns; c; c = c->all_next)
         conn_close(c, 1001, "Node shutting down");
     if (!n->n_conns)

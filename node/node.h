@@ -41,6 +41,7 @@ struct node {
     unsigned long n_conns;
     uint64_t next_conn_id;
     bool draining;
+    bool closing_all; /* the drain is over: every connection gets 1001 */
     struct event *sig_term, *sig_int, *drain_timer;
     struct stats stats;
 };

@@ -139,17 +139,83 @@ static char *request_path(struct lws *wsi)
     return NULL;
 }
 
-static int on_http(struct node *n, struct lws *wsi)
+/* A plain GET waiting for a Redis membership answer (the per-session data of
+ * an HTTP request). */
+struct http_wait {
+    struct membership_req *req;
+    struct lws *wsi;
+    int status; /* 0 while waiting */
+};
+
+static int status_of(enum membership_answer a)
+{
+    return a == MEMBERSHIP_YES ? 400 : a == MEMBERSHIP_NO ? 403 : 503;
+}
+
+static void on_http_membership(void *arg, enum membership_answer a)
+{
+    struct http_wait *w = arg;
+    w->req = NULL;
+    w->status = status_of(a);
+    lws_callback_on_writable(w->wsi);
+}
+
+static int finish_http(struct node *n, struct lws *wsi, int status)
+{
+    if (http_reply(n, wsi, status))
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int on_http(struct node *n, struct lws *wsi, struct http_wait *w)
 {
     char room[PROTOCOL_GUID_LEN + 1];
     struct identity id = {0};
     char *path = request_path(wsi);
     int status = path ? admit(n, wsi, path, room, &id) : 404;
     free(path);
+    if (!status && !n->membership->answers_at_once) {
+        /* Membership redis: a plain GET gets the same answer an upgrade would. */
+        memset(w, 0, sizeof(*w));
+        w->wsi = wsi;
+        enum membership_answer a = n->membership->ops->ask(n->membership, &id, room,
+                                                           on_http_membership, w, &w->req);
+        status = a == MEMBERSHIP_PENDING ? 0 : status_of(a);
+        identity_clear(&id);
+        return status ? finish_http(n, wsi, status) : 0;
+    }
     identity_clear(&id);
-    if (http_reply(n, wsi, status ? status : 400))
-        return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return finish_http(n, wsi, status ? status : 400);
+}
+
+static int on_http_writeable(struct node *n, struct lws *wsi, struct http_wait *w)
+{
+    if (!w || !w->status)
+        return 0;
+    int status = w->status;
+    w->status = 0;
+    return finish_http(n, wsi, status);
+}
+
+static void on_http_closed(struct node *n, struct http_wait *w)
+{
+    if (w && w->req) {
+        n->membership->ops->cancel(w->req);
+        w->req = NULL;
+    }
+}
+
+/* lws upgrades some malformed handshakes and drops others silently; a member
+ * who sends one gets the 400 of contract §3 instead. */
+static bool valid_handshake(struct lws *wsi)
+{
+    char key[64], version[8];
+    if (lws_hdr_copy(wsi, key, sizeof(key), WSI_TOKEN_KEY) != 24 || strcmp(key + 22, "==") ||
+        strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") != 22)
+        return false;
+    if (lws_hdr_copy(wsi, version, sizeof(version), WSI_TOKEN_VERSION) < 0)
+        return false;
+    return !strcmp(version, "13") || !strcmp(version, "8");
 }
 
 static int on_confirm_upgrade(struct node *n, struct lws *wsi)
@@ -159,10 +225,12 @@ static int on_confirm_upgrade(struct node *n, struct lws *wsi)
     char *path = request_path(wsi);
     int status = path ? admit(n, wsi, path, room, &id) : 404;
     free(path);
-    if (!status && (n->draining || n->n_conns >= (unsigned long)n->cfg.max_connections)) {
-        identity_clear(&id);
+    if (!status && !valid_handshake(wsi))
+        status = 400;
+    else if (!status && (n->draining || n->n_conns >= (unsigned long)n->cfg.max_connections))
         status = 503;
-    }
+    if (status)
+        identity_clear(&id);
     if (status)
         return http_reply(n, wsi, status) ? -1 : 1;
     struct conn *c = conn_new(n, &id, room);
@@ -194,7 +262,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     switch (reason) {
     case LWS_CALLBACK_HTTP:
-        return on_http(n, wsi);
+        return on_http(n, wsi, user);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return on_http_writeable(n, wsi, user);
+    case LWS_CALLBACK_CLOSED_HTTP:
+        on_http_closed(n, user);
+        return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return on_confirm_upgrade(n, wsi);
     case LWS_CALLBACK_ESTABLISHED:
@@ -203,9 +276,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return c ? conn_on_receive(c, in, len) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return c ? conn_on_writeable(c) : 0;
-    case LWS_CALLBACK_CLOSED:
     case LWS_CALLBACK_WSI_DESTROY:
-        /* An upgrade that never completed gets only the second. */
+        on_http_closed(n, user);
+        /* An upgrade that never completed gets no CLOSED. */
+        __attribute__((fallthrough));
+    case LWS_CALLBACK_CLOSED:
         if (c)
             on_closed(n, wsi, c);
         return 0;
@@ -215,7 +290,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-    {"signal", callback, 0, 0, 0, NULL, 0},
+    {"signal", callback, sizeof(struct http_wait), 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

@@ -158,3 +158,13 @@ Test(config, redis_urls)
     cr_assert_eq(redis_url_parse("redis://:1", &u), -1);
     cr_assert_eq(redis_url_parse("rediss://host:1", &u), -1);
 }
+
+Test(config, flag_overrides_a_bad_variable)
+{
+    struct config c;
+    setenv("SIGNAL_LISTEN", "garbage", 1);
+    char *argv[] = {"signal-node", "--listen", "127.0.0.1:9000"};
+    cr_assert_eq(load(&c, 3, argv), CONFIG_OK, "%s", err);
+    cr_assert_eq(c.listen_port, 9000);
+    config_free(&c);
+}

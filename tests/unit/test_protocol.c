@@ -254,3 +254,16 @@ Test(protocol, dump_leaves_headroom)
     free(buf);
     json_decref(j);
 }
+
+Test(protocol, type_length_counts_characters)
+{
+    /* 64 two-byte characters are 128 bytes but within the limit. */
+    char text[400] = "{\"type\":\"";
+    for (int i = 0; i < 64; i++)
+        strcat(text, "\xc3\xa9");
+    strcat(text, "\"}");
+    struct signal_in s;
+    const char *why;
+    cr_assert_eq(parse(text, &s, &why), PROTOCOL_OK);
+    signal_in_clear(&s);
+}
