@@ -127,7 +127,6 @@ void conn_close(struct conn *c, int code, const char *reason)
     c->state = CONN_CLOSING;
     c->close_code = code;
     c->close_reason = reason;
-    lws_rx_flow_control(c->wsi, 0);
     lws_callback_on_writable(c->wsi);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
 }
@@ -228,7 +227,7 @@ int conn_on_writeable(struct conn *c)
     packet_unref(p);
     if (written < 0)
         return -1;
-    if (c->q_len)
+    if (c->q_len || c->state == CONN_CLOSING)
         lws_callback_on_writable(c->wsi);
     return 0;
 }

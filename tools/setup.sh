@@ -5,7 +5,8 @@
 #
 # Debian's libwebsockets is built without libevent support, so we build the same
 # 4.1.6 from Debian's source package, static, into a cache folder outside the
-# build tree (SIGNAL_DEPS_DIR, default ~/.cache/signal-node).
+# build tree (SIGNAL_DEPS_DIR, default ~/.cache/signal-node), with the small
+# fixes in tools/patches/.
 set -euo pipefail
 
 LWS_VERSION=4.1.6
@@ -17,7 +18,8 @@ LWS_FLAGS=(-DLWS_WITH_LIBEVENT=ON -DLWS_WITH_EVLIB_PLUGINS=OFF -DDISABLE_WERROR=
   -DLWS_WITH_MINIMAL_EXAMPLES=OFF -DLWS_WITHOUT_EXTENSIONS=ON -DLWS_IPV6=ON
   -DLWS_WITH_SSL=OFF -DLWS_WITH_HTTP2=OFF
   -DCMAKE_BUILD_TYPE=Release -DCMAKE_POSITION_INDEPENDENT_CODE=ON)
-STAMP="$LWS_VERSION ${LWS_FLAGS[*]}"
+PATCHES=("$(cd "$(dirname "$0")" && pwd)"/patches/lws-*.patch)
+STAMP="$LWS_VERSION ${LWS_FLAGS[*]} $(cat "${PATCHES[@]}" | sha256sum | cut -c1-16)"
 
 PACKAGES=(build-essential cmake pkg-config dpkg-dev libssl-dev zlib1g-dev libcap-dev
   libevent-dev libhiredis-dev libjansson-dev libjwt-dev libcriterion-dev
@@ -72,7 +74,10 @@ build_lws() {
   log "building libwebsockets $LWS_VERSION from Debian's source package (about 15 s)"
   # apt-get source unpacks the package with Debian's patches applied.
   (cd "$work" && apt-get source -qq "libwebsockets=$LWS_VERSION-3" >/dev/null 2>&1)
-  local src="$work/libwebsockets-$LWS_VERSION"
+  local src="$work/libwebsockets-$LWS_VERSION" p
+  for p in "${PATCHES[@]}"; do
+    patch -s -d "$src" -p1 <"$p"
+  done
   cmake -S "$src" -B "$work/build" -DCMAKE_INSTALL_PREFIX="$LWS_PREFIX" "${LWS_FLAGS[@]}" >"$work/cmake.log" 2>&1 ||
     { cat "$work/cmake.log" >&2; exit 1; }
   cmake --build "$work/build" -j"$(nproc)" >"$work/build.log" 2>&1 || { tail -50 "$work/build.log" >&2; exit 1; }
