@@ -38,10 +38,18 @@ static void stop_loop(struct node *n)
     membership_redis = NULL;
 }
 
+static void on_drained(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    log_info("all connections closed; stopping");
+    stop_loop(arg);
+}
+
 void node_drained(struct node *n)
 {
-    log_info("all connections closed; stopping");
-    stop_loop(n);
+    /* Called from inside an lws callback: destroy the context from the loop. */
+    static const struct timeval now = {0, 0};
+    event_base_once(n->base, -1, EV_TIMEOUT, on_drained, n, &now);
 }
 
 static void close_all(struct node *n)
