@@ -3,6 +3,7 @@
 signal's round trip between two local clients.
 
     /usr/bin/python3 bench/measure.py [--bin build/bin/signal-node] [--clients 1000]
+    /usr/bin/python3 bench/measure.py --peer /tmp/peer     # the Node.js reference
 
 The clients are the test suite's Python WebSocket client, so the round trip
 includes its overhead on both ends; compare runs made with the same tool.
@@ -37,12 +38,13 @@ def token(tool, sub, rooms):
         text=True).strip()
 
 
-def start(binary, port, extra_env=None):
+def start(command, port, extra_env=None):
     env = dict(os.environ, SIGNAL_LISTEN=f"127.0.0.1:{port}", SIGNAL_JWT_SECRET=SECRET,
                SIGNAL_DRAIN_S="0", SIGNAL_LOG_LEVEL="warn", SIGNAL_RATE_PER_S="100000",
                SIGNAL_RATE_BURST="100000", **(extra_env or {}))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([binary], env=env, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     deadline = t0 + 10
     while time.perf_counter() < deadline:
         try:
@@ -74,20 +76,23 @@ def main():
     ap.add_argument("--clients", type=int, default=1000)
     ap.add_argument("--room-size", type=int, default=4)
     ap.add_argument("--round-trips", type=int, default=2000)
+    ap.add_argument("--peer", metavar="DIR",
+                    help="measure the Node.js reference in DIR (a copy of shared/peer after npm ci)")
     args = ap.parse_args()
+    command = ["node", os.path.join(args.peer, "server.js")] if args.peer else [args.bin]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     startups = []
     for _ in range(10):
-        proc, took = start(args.bin, free_port())
+        proc, took = start(command, free_port())
         startups.append(took * 1000)
         stop(proc)
     print(f"start-up to accepting: median {statistics.median(startups):.1f} ms "
           f"(min {min(startups):.1f}, max {max(startups):.1f}, 10 runs)")
 
     port = free_port()
-    proc, _ = start(args.bin, port)
+    proc, _ = start(command, port)
     print(f"RSS idle: {rss_kib(proc.pid) / 1024:.1f} MiB")
 
     rooms = [str(uuid.uuid4()) for _ in range(args.clients // args.room_size)]

@@ -164,6 +164,8 @@ int conn_on_established(struct conn *c, struct lws *wsi)
 
 static int rx_append(struct conn *c, const void *in, size_t len)
 {
+    if (!len)
+        return 0;
     size_t max = (size_t)c->node->cfg.max_message_bytes;
     if (c->rx_len + len > max)
         return -1;
