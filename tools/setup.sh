@@ -72,8 +72,14 @@ build_lws() {
   work=$(mktemp -d)
   trap 'rm -rf "$work"' RETURN
   log "building libwebsockets $LWS_VERSION from Debian's source package (about 15 s)"
-  # apt-get source unpacks the package with Debian's patches applied.
-  (cd "$work" && apt-get source -qq "libwebsockets=$LWS_VERSION-3" >/dev/null 2>&1)
+  # apt-get source unpacks the package with Debian's patches applied; any
+  # Debian revision of 4.1.6 will do.
+  if ! (cd "$work" && apt-get source libwebsockets >"$work/source.log" 2>&1) ||
+    [ ! -d "$work/libwebsockets-$LWS_VERSION" ]; then
+    cat "$work/source.log" >&2
+    log "could not get libwebsockets $LWS_VERSION from Debian's source packages"
+    exit 1
+  fi
   local src="$work/libwebsockets-$LWS_VERSION" p
   for p in "${PATCHES[@]}"; do
     patch -s -d "$src" -p1 <"$p"
