@@ -28,9 +28,8 @@ struct identity {
  * audience may be NULL (then not checked). On error returns NULL and writes
  * one line into err naming the setting at fault, e.g.
  * "SIGNAL_JWT_KEY_FILE: RS256 needs an RSA public key". */
-struct auth *auth_new(const char *alg, const char *secret, const char *key_file,
-                      const char *issuer, const char *audience, long leeway_s, char *err,
-                      size_t errlen);
+struct auth *auth_new(const char *alg, const char *secret, const char *key_file, const char *issuer,
+                      const char *audience, long leeway_s, char *err, size_t errlen);
 void auth_free(struct auth *a);
 
 /* Verifies token at time now. Returns 0 and fills *out (caller frees it with

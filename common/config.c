@@ -12,7 +12,7 @@
 struct setting {
     const char *env;
     const char *flag;
-    const char *def; /* NULL = unset */
+    const char *def;  /* NULL = unset */
     const char *help; /* ends with the default when it is not def */
     int (*parse)(struct config *c, const struct setting *s, const char *v, char *why, size_t n);
     size_t offset; /* of the field in struct config */
@@ -32,8 +32,7 @@ static int parse_string(struct config *c, const struct setting *s, const char *v
     return 0;
 }
 
-static int parse_long(struct config *c, const struct setting *s, const char *v, char *why,
-                      size_t n)
+static int parse_long(struct config *c, const struct setting *s, const char *v, char *why, size_t n)
 {
     char *end;
     errno = 0;
@@ -77,7 +76,8 @@ static int parse_listen(struct config *c, const struct setting *s, const char *v
     size_t len = (size_t)(host_end - host);
     free(c->listen_host);
     c->listen_host = NULL;
-    if (len && !(len == 7 && !strncmp(host, "0.0.0.0", 7)) && !(len == 2 && !strncmp(host, "::", 2)))
+    if (len && !(len == 7 && !strncmp(host, "0.0.0.0", 7)) &&
+        !(len == 2 && !strncmp(host, "::", 2)))
         c->listen_host = strndup(host, len);
     c->listen_port = (int)port;
     return 0;
@@ -120,24 +120,23 @@ static int parse_node_id(struct config *c, const struct setting *s, const char *
                          size_t n)
 {
     size_t len = strlen(v);
-    if (!len || len > 128 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                       "0123456789._-") != len) {
+    if (!len || len > 128 ||
+        strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                  "0123456789._-") != len) {
         snprintf(why, n, "expected 1-128 letters, digits, '.', '_' or '-', got \"%s\"", v);
         return -1;
     }
     return parse_string(c, s, v, why, n);
 }
 
-static int parse_alg(struct config *c, const struct setting *s, const char *v, char *why,
-                     size_t n)
+static int parse_alg(struct config *c, const struct setting *s, const char *v, char *why, size_t n)
 {
     static const char *const algs[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
                                        "RS512", "ES256", "ES384", "ES512"};
     for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++)
         if (!strcmp(v, algs[i]))
             return parse_string(c, s, v, why, n);
-    snprintf(why, n, "expected one of HS256/384/512, RS256/384/512, ES256/384/512, got \"%s\"",
-             v);
+    snprintf(why, n, "expected one of HS256/384/512, RS256/384/512, ES256/384/512, got \"%s\"", v);
     return -1;
 }
 
@@ -156,8 +155,8 @@ static int parse_membership(struct config *c, const struct setting *s, const cha
     return 0;
 }
 
-static int parse_membership_key(struct config *c, const struct setting *s, const char *v,
-                                char *why, size_t n)
+static int parse_membership_key(struct config *c, const struct setting *s, const char *v, char *why,
+                                size_t n)
 {
     if (!strstr(v, "{room}")) {
         snprintf(why, n, "must contain {room}, got \"%s\"", v);
@@ -177,8 +176,7 @@ static int parse_log_level(struct config *c, const struct setting *s, const char
     return 0;
 }
 
-static int parse_bool(struct config *c, const struct setting *s, const char *v, char *why,
-                      size_t n)
+static int parse_bool(struct config *c, const struct setting *s, const char *v, char *why, size_t n)
 {
     bool *field = AT(c, s, bool);
     if (!strcmp(v, "1") || !strcmp(v, "true"))
@@ -193,21 +191,24 @@ static int parse_bool(struct config *c, const struct setting *s, const char *v, 
 }
 
 #define LONG_SETTING(env, flag, def, help, field, min, max)                                        \
-    {env, flag, def, help, parse_long, FIELD(field), min, max}
+    {                                                                                              \
+        env, flag, def, help, parse_long, FIELD(field), min, max                                   \
+    }
 
 static const struct setting settings[] = {
-    {"SIGNAL_LISTEN", "listen", "0.0.0.0:8080", "address:port for WebSocket and HTTP",
-     parse_listen, 0, 0, 0},
-    {"SIGNAL_PATH_PREFIX", "path-prefix", "/api", "prefix of the signaling route", parse_prefix,
+    {"SIGNAL_LISTEN", "listen", "0.0.0.0:8080", "address:port for WebSocket and HTTP", parse_listen,
      0, 0, 0},
+    {"SIGNAL_PATH_PREFIX", "path-prefix", "/api", "prefix of the signaling route", parse_prefix, 0,
+     0, 0},
     {"SIGNAL_REDIS_URL", "redis-url", NULL,
      "redis://[[user]:password@]host:port[/db]; empty = single node", parse_redis, 0, 0, 0},
-    {"SIGNAL_NODE_ID", "node-id", NULL, "this node's id in logs, metrics and Redis (default: the hostname)", parse_node_id,
+    {"SIGNAL_NODE_ID", "node-id", NULL,
+     "this node's id in logs, metrics and Redis (default: the hostname)", parse_node_id,
      FIELD(node_id), 0, 0},
     {"SIGNAL_JWT_ALG", "jwt-alg", "HS256", "the only JWT algorithm accepted", parse_alg,
      FIELD(jwt_alg), 0, 0},
-    {"SIGNAL_JWT_SECRET", "jwt-secret", NULL, "HMAC secret (HS*)", parse_string,
-     FIELD(jwt_secret), 0, 0},
+    {"SIGNAL_JWT_SECRET", "jwt-secret", NULL, "HMAC secret (HS*)", parse_string, FIELD(jwt_secret),
+     0, 0},
     {"SIGNAL_JWT_KEY_FILE", "jwt-key-file", NULL, "PEM public key file (RS*/ES*)", parse_string,
      FIELD(jwt_key_file), 0, 0},
     {"SIGNAL_JWT_ISSUER", "jwt-issuer", NULL, "required iss, checked when set", parse_string,
@@ -221,29 +222,28 @@ static const struct setting settings[] = {
     {"SIGNAL_MEMBERSHIP_KEY", "membership-key", "chat:{room}:members",
      "with redis membership: the set to ask ({room} = room id)", parse_membership_key,
      FIELD(membership_key), 0, 0},
-    LONG_SETTING("SIGNAL_MAX_MESSAGE_BYTES", "max-message-bytes", "65536",
-                 "largest client message", max_message_bytes, 16, 16 * 1024 * 1024),
-    LONG_SETTING("SIGNAL_RATE_PER_S", "rate-per-s", "50", "client messages per second",
-                 rate_per_s, 1, 10000000),
+    LONG_SETTING("SIGNAL_MAX_MESSAGE_BYTES", "max-message-bytes", "65536", "largest client message",
+                 max_message_bytes, 16, 16 * 1024 * 1024),
+    LONG_SETTING("SIGNAL_RATE_PER_S", "rate-per-s", "50", "client messages per second", rate_per_s,
+                 1, 10000000),
     LONG_SETTING("SIGNAL_RATE_BURST", "rate-burst", "200", "client message burst", rate_burst, 1,
                  10000000),
     LONG_SETTING("SIGNAL_SEND_QUEUE_BYTES", "send-queue-bytes", "1048576",
-                 "bytes queued for one client before it is closed as too slow",
-                 send_queue_bytes, 1024, 1L << 30),
+                 "bytes queued for one client before it is closed as too slow", send_queue_bytes,
+                 1024, 1L << 30),
     LONG_SETTING("SIGNAL_MAX_CONNECTIONS", "max-connections", "100000",
-                 "connections per node; beyond it upgrades get 503", max_connections, 1,
-                 10000000),
+                 "connections per node; beyond it upgrades get 503", max_connections, 1, 10000000),
     LONG_SETTING("SIGNAL_DRAIN_S", "drain-s", "20",
-                 "on SIGTERM: seconds of draining before remaining clients are closed", drain_s,
-                 0, 3600),
+                 "on SIGTERM: seconds of draining before remaining clients are closed", drain_s, 0,
+                 3600),
     LONG_SETTING("SIGNAL_PING_S", "ping-s", "25",
                  "keepalive: ping after this many idle seconds, drop after twice that", ping_s, 1,
                  3600),
     {"SIGNAL_LOG_LEVEL", "log-level", "info", "error, warn, info or debug", parse_log_level, 0, 0,
      0},
     {"SIGNAL_DEV", "dev", "false",
-     "development mode: random secret, prints a ready URL with dev tokens", parse_bool,
-     FIELD(dev), 0, 0},
+     "development mode: random secret, prints a ready URL with dev tokens", parse_bool, FIELD(dev),
+     0, 0},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))

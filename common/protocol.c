@@ -159,8 +159,8 @@ json_t *protocol_participant(json_t *account, const char *joined_at)
     json_t *name = json_object_get(account, "name"), *nick = json_object_get(account, "nick");
     json_t *display = json_is_string(nick) && json_string_length(nick) ? nick : name;
     return json_pack("{s:O, s:O, s:O, s:O, s:s}", "identity", name ? name : json_null(), "name",
-                     display ? display : json_null(), "accountId",
-                     json_object_get(account, "id"), "account", account, "joinedAt", joined_at);
+                     display ? display : json_null(), "accountId", json_object_get(account, "id"),
+                     "account", account, "joinedAt", joined_at);
 }
 
 json_t *protocol_error(const char *code, const char *message)

@@ -88,8 +88,7 @@ void conn_send(struct conn *c, struct packet *p)
     if (c->queued_bytes + p->len > (size_t)c->node->cfg.send_queue_bytes) {
         /* One slow reader must not hold memory or delay the others. */
         c->node->stats.closed_slow++;
-        log_info("conn %s: closed, %zu bytes queued (too slow a reader)", c->key,
-                 c->queued_bytes);
+        log_info("conn %s: closed, %zu bytes queued (too slow a reader)", c->key, c->queued_bytes);
         drop_queue(c); /* what it could not read in time is lost anyway */
         conn_close(c, 4008, "Too slow a reader");
         return;

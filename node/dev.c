@@ -84,8 +84,8 @@ int dev_print_urls(const struct config *cfg)
         char *token = mint(cfg, users[i][0], users[i][1], room);
         if (!token)
             return -1;
-        printf("  %-5s ws://%s%s%s:%d%s/chat/realtime/%s?tk=%s\n", users[i][1], v6 ? "[" : "",
-               host, v6 ? "]" : "", cfg->listen_port, cfg->path_prefix, room, token);
+        printf("  %-5s ws://%s%s%s:%d%s/chat/realtime/%s?tk=%s\n", users[i][1], v6 ? "[" : "", host,
+               v6 ? "]" : "", cfg->listen_port, cfg->path_prefix, room, token);
         free(token);
     }
     if (cfg->membership == MEMBERSHIP_REDIS)

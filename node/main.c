@@ -139,9 +139,9 @@ static int start(struct node *n, int argc, char **argv)
     evsignal_add(n->sig_term, NULL);
     evsignal_add(n->sig_int, NULL);
     log_info("listening on %s:%d%s/chat/realtime/{chatId} (jwt %s, membership %s, bus %s)",
-             n->cfg.listen_host ? n->cfg.listen_host : "*", n->cfg.listen_port,
-             n->cfg.path_prefix, n->cfg.jwt_alg,
-             n->cfg.membership == MEMBERSHIP_TOKEN ? "token" : "redis", "in-process");
+             n->cfg.listen_host ? n->cfg.listen_host : "*", n->cfg.listen_port, n->cfg.path_prefix,
+             n->cfg.jwt_alg, n->cfg.membership == MEMBERSHIP_TOKEN ? "token" : "redis",
+             "in-process");
     if (n->cfg.dev && dev_print_urls(&n->cfg) < 0)
         return 1;
     event_base_dispatch(n->base);

@@ -8,7 +8,12 @@
 
 #include "auth.h"
 
-enum membership_answer { MEMBERSHIP_YES, MEMBERSHIP_NO, MEMBERSHIP_UNAVAILABLE, MEMBERSHIP_PENDING };
+enum membership_answer {
+    MEMBERSHIP_YES,
+    MEMBERSHIP_NO,
+    MEMBERSHIP_UNAVAILABLE,
+    MEMBERSHIP_PENDING
+};
 
 typedef void (*membership_cb)(void *arg, enum membership_answer a);
 
@@ -18,9 +23,8 @@ struct membership_req;
 struct membership_ops {
     /* Answers YES/NO/UNAVAILABLE at once, or PENDING: then cb gets the answer
      * later, unless *req is cancelled first. */
-    enum membership_answer (*ask)(struct membership *m, const struct identity *id,
-                                  const char *room, membership_cb cb, void *arg,
-                                  struct membership_req **req);
+    enum membership_answer (*ask)(struct membership *m, const struct identity *id, const char *room,
+                                  membership_cb cb, void *arg, struct membership_req **req);
     void (*cancel)(struct membership_req *req);
     void (*free)(struct membership *m);
 };

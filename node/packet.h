@@ -12,7 +12,7 @@
 
 struct packet {
     unsigned refs;
-    size_t len;          /* of the JSON text */
+    size_t len;         /* of the JSON text */
     unsigned char *buf; /* LWS_PRE + len bytes */
 };
 

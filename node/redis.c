@@ -53,8 +53,7 @@ static void went_down(struct redis *r, const char *why)
         if (r->on_state)
             r->on_state(r->arg, false);
     } else {
-        log_debug("redis %s: cannot connect to %s:%d (%s)", r->name, r->url.host, r->url.port,
-                  why);
+        log_debug("redis %s: cannot connect to %s:%d (%s)", r->name, r->url.host, r->url.port, why);
     }
     schedule_retry(r);
 }
@@ -95,10 +94,11 @@ static void on_connect(const redisAsyncContext *ac, int status)
     bool select = r->url.db != 0;
     if (r->url.password) {
         if (r->url.user)
-            redisAsyncCommand(w, on_handshake, select ? NULL : &last_step, "AUTH %s %s", r->url.user,
-                              r->url.password);
+            redisAsyncCommand(w, on_handshake, select ? NULL : &last_step, "AUTH %s %s",
+                              r->url.user, r->url.password);
         else
-            redisAsyncCommand(w, on_handshake, select ? NULL : &last_step, "AUTH %s", r->url.password);
+            redisAsyncCommand(w, on_handshake, select ? NULL : &last_step, "AUTH %s",
+                              r->url.password);
     }
     if (select)
         redisAsyncCommand(w, on_handshake, &last_step, "SELECT %d", r->url.db);

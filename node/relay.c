@@ -85,8 +85,7 @@ static void on_membership(void *arg, enum membership_answer a)
 int relay_admit(struct conn *c)
 {
     struct membership *m = c->node->membership;
-    enum membership_answer a =
-        m->ops->ask(m, &c->ident, c->room_id, on_membership, c, &c->check);
+    enum membership_answer a = m->ops->ask(m, &c->ident, c->room_id, on_membership, c, &c->check);
     if (a == MEMBERSHIP_PENDING) {
         /* Nothing is read from a client before it is a member. */
         lws_rx_flow_control(c->wsi, 0);

@@ -33,15 +33,16 @@ static const char *status_body(int status)
 static int http_reply(struct node *n, struct lws *wsi, int status)
 {
     unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
-                                        *end = buf + sizeof(buf) - 1;
+                                       *end = buf + sizeof(buf) - 1;
     const char *body = status_body(status);
     size_t len = strlen(body);
     n->stats.rejected_http += status != 400;
     if (lws_add_http_common_headers(wsi, (unsigned)status, "text/plain; charset=utf-8", len, &p,
                                     end))
         return 1;
-    if (status == 401 && lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
-                                                     (const unsigned char *)"Bearer", 6, &p, end))
+    if (status == 401 &&
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
+                                    (const unsigned char *)"Bearer", 6, &p, end))
         return 1;
     if (status == 405 && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
                                                      (const unsigned char *)"GET", 3, &p, end))
@@ -61,9 +62,8 @@ static char *query_token(struct lws *wsi)
     static char frag[MAX_TOKEN_BYTES + 8];
     static const char *const names[] = {"tk=", "token="};
     for (size_t k = 0; k < 2; k++) {
-        for (int i = 0; lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS,
-                                              i) >= 0;
-             i++) {
+        for (int i = 0;
+             lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
             size_t nl = strlen(names[k]);
             if (!strncmp(frag, names[k], nl) && frag[nl])
                 return strdup(frag + nl);
@@ -102,8 +102,7 @@ static char *find_token(struct lws *wsi)
 }
 
 /* Decides who may use the route: 0 with *id filled, or the HTTP status. */
-static int admit(struct node *n, struct lws *wsi, const char *path, char *room,
-                 struct identity *id)
+static int admit(struct node *n, struct lws *wsi, const char *path, char *room, struct identity *id)
 {
     if (!protocol_route(n->cfg.path_prefix, path, room))
         return 404;
@@ -129,7 +128,7 @@ static int admit(struct node *n, struct lws *wsi, const char *path, char *room,
 static char *request_path(struct lws *wsi)
 {
     static const enum lws_token_indexes methods[] = {
-        WSI_TOKEN_GET_URI, WSI_TOKEN_POST_URI, WSI_TOKEN_OPTIONS_URI, WSI_TOKEN_PUT_URI,
+        WSI_TOKEN_GET_URI,   WSI_TOKEN_POST_URI,   WSI_TOKEN_OPTIONS_URI, WSI_TOKEN_PUT_URI,
         WSI_TOKEN_PATCH_URI, WSI_TOKEN_DELETE_URI, WSI_TOKEN_HEAD_URI};
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         char *path = header_copy(wsi, methods[i]);
@@ -178,8 +177,8 @@ static int on_http(struct node *n, struct lws *wsi, struct http_wait *w)
         /* Membership redis: a plain GET gets the same answer an upgrade would. */
         memset(w, 0, sizeof(*w));
         w->wsi = wsi;
-        enum membership_answer a = n->membership->ops->ask(n->membership, &id, room,
-                                                           on_http_membership, w, &w->req);
+        enum membership_answer a =
+            n->membership->ops->ask(n->membership, &id, room, on_http_membership, w, &w->req);
         status = a == MEMBERSHIP_PENDING ? 0 : status_of(a);
         identity_clear(&id);
         return status ? finish_http(n, wsi, status) : 0;

@@ -57,8 +57,8 @@ Test(config, env_then_flags_win)
     setenv("SIGNAL_LISTEN", "127.0.0.1:9000", 1);
     setenv("SIGNAL_RATE_PER_S", "7", 1);
     setenv("SIGNAL_PATH_PREFIX", "/sphere/", 1);
-    char *argv[] = {"signal-node", "--listen", "[::1]:9001", "--rate-burst=9", "--dev",
-                    "--node-id", "n1"};
+    char *argv[] = {"signal-node", "--listen",  "[::1]:9001", "--rate-burst=9",
+                    "--dev",       "--node-id", "n1"};
     cr_assert_eq(load(&c, 7, argv), CONFIG_OK, "%s", err);
     cr_assert_str_eq(c.listen_host, "::1");
     cr_assert_eq(c.listen_port, 9001);

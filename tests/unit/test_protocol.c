@@ -157,12 +157,12 @@ Test(protocol, error_codes)
 Test(protocol, route)
 {
     char room[PROTOCOL_GUID_LEN + 1];
-    cr_assert(protocol_route("/api", "/api/chat/realtime/0B7F3A52-1C2D-4E5F-8A9B-0C1D2E3F4A5B",
-                             room));
+    cr_assert(
+        protocol_route("/api", "/api/chat/realtime/0B7F3A52-1C2D-4E5F-8A9B-0C1D2E3F4A5B", room));
     cr_assert_str_eq(room, "0b7f3a52-1c2d-4e5f-8a9b-0c1d2e3f4a5b");
     cr_assert(protocol_route("", "/chat/realtime/0b7f3a52-1c2d-4e5f-8a9b-0c1d2e3f4a5b", room));
-    cr_assert(protocol_route("/sphere", "/sphere/chat/realtime/0b7f3a52-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
-                             room));
+    cr_assert(protocol_route("/sphere",
+                             "/sphere/chat/realtime/0b7f3a52-1c2d-4e5f-8a9b-0c1d2e3f4a5b", room));
     cr_assert_not(
         protocol_route("/api", "/sphere/chat/realtime/0b7f3a52-1c2d-4e5f-8a9b-0c1d2e3f4a5b", room));
     cr_assert_not(protocol_route("/api", "/api/chat/realtime/not-a-guid", room));
