@@ -1,5 +1,6 @@
 /* signal-node: start-up, the one event loop, and a clean stop. */
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,20 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     evtimer_add(n->drain_timer, &tv);
 }
 
+/* Every connection is a file descriptor: take all the process may have, and
+ * say so when that is fewer than SIGNAL_MAX_CONNECTIONS. */
+static void raise_fd_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)cfg->max_connections + 64)
+        log_warn("open-file limit %llu is below SIGNAL_MAX_CONNECTIONS %ld: raise it (ulimit -n)",
+                 (unsigned long long)rl.rlim_cur, cfg->max_connections);
+}
+
 static int setup_membership(struct node *n)
 {
     if (n->cfg.membership == MEMBERSHIP_TOKEN) {
@@ -125,6 +140,7 @@ static int start(struct node *n, int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(&n->cfg);
     n->base = event_base_new();
     n->bus = bus_local_new(relay_deliver, n);
     if (!n->base || !n->bus || setup_membership(n) < 0)
