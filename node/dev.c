@@ -62,7 +62,7 @@ static char *mint(const struct config *cfg, const char *sub, const char *name, c
 
 int dev_print_urls(const struct config *cfg)
 {
-    if (!cfg->jwt_secret) {
+    if (strncmp(cfg->jwt_alg, "HS", 2) != 0) {
         printf("signal-node --dev: %s tokens need the private key; mint them with signal-token\n",
                cfg->jwt_alg);
         fflush(stdout);
@@ -78,7 +78,7 @@ int dev_print_urls(const struct config *cfg)
     snprintf(room, sizeof(room), "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
     const char *host = cfg->listen_host ? cfg->listen_host : "127.0.0.1";
     bool v6 = strchr(host, ':') != NULL;
-    printf("signal-node --dev: tokens signed with a random secret, valid for 24 h. Open:\n");
+    printf("signal-node --dev: tokens valid for 24 h. Open:\n");
     static const char *const users[][2] = {{"dev-alice", "Alice"}, {"dev-bob", "Bob"}};
     for (size_t i = 0; i < 2; i++) {
         char *token = mint(cfg, users[i][0], users[i][1], room);

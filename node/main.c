@@ -129,9 +129,12 @@ static int start(struct node *n, int argc, char **argv)
         break;
     }
     log_init(n->cfg.log_level, n->cfg.node_id);
-    if (n->cfg.dev && !n->cfg.jwt_secret && !n->cfg.jwt_key_file && dev_prepare(&n->cfg) < 0) {
-        fprintf(stderr, "signal-node: --dev: cannot make a random secret\n");
-        return 1;
+    if (n->cfg.dev && !n->cfg.jwt_secret && !n->cfg.jwt_key_file) {
+        if (dev_prepare(&n->cfg) < 0) {
+            fprintf(stderr, "signal-node: --dev: cannot make a random secret\n");
+            return 1;
+        }
+        log_warn("--dev: signing and checking tokens with a random secret; never in production");
     }
     n->auth = auth_new(n->cfg.jwt_alg, n->cfg.jwt_secret, n->cfg.jwt_key_file, n->cfg.jwt_issuer,
                        n->cfg.jwt_audience, n->cfg.jwt_leeway_s, err, sizeof(err));

@@ -11,7 +11,6 @@
 #include "relay.h"
 
 #define MAX_HEADER_BYTES (20 * 1024) /* JWT cookies are big: 16 KiB of headers must fit */
-#define MAX_TOKEN_BYTES (16 * 1024)
 
 static const char *status_body(int status)
 {
@@ -59,7 +58,9 @@ static int http_reply(struct node *n, struct lws *wsi, int status)
 
 static char *query_token(struct lws *wsi)
 {
-    static char frag[MAX_TOKEN_BYTES + 8];
+    /* As big as the whole header buffer: a fragment that did not fit would
+     * look absent, and a later token source would win. */
+    static char frag[MAX_HEADER_BYTES + 8];
     static const char *const names[] = {"tk=", "token="};
     for (size_t k = 0; k < 2; k++) {
         for (int i = 0;
