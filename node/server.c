@@ -48,7 +48,8 @@ static int http_reply(struct node *n, struct lws *wsi, int status)
         return 1;
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return 1;
-    if (len) {
+    /* HEAD gets the same answer as GET, without the body. */
+    if (len && lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) <= 0) {
         memcpy(start, body, len);
         if (lws_write(wsi, start, len, LWS_WRITE_HTTP_FINAL) != (int)len)
             return 1;
@@ -107,7 +108,8 @@ static int admit(struct node *n, struct lws *wsi, const char *path, char *room, 
 {
     if (!protocol_route(n->cfg.path_prefix, path, room))
         return 404;
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0 &&
+        lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) <= 0)
         return 405;
     char *token = find_token(wsi);
     const char *why = "no token";
@@ -129,8 +131,8 @@ static int admit(struct node *n, struct lws *wsi, const char *path, char *room, 
 static char *request_path(struct lws *wsi)
 {
     static const enum lws_token_indexes methods[] = {
-        WSI_TOKEN_GET_URI,   WSI_TOKEN_POST_URI,   WSI_TOKEN_OPTIONS_URI, WSI_TOKEN_PUT_URI,
-        WSI_TOKEN_PATCH_URI, WSI_TOKEN_DELETE_URI, WSI_TOKEN_HEAD_URI};
+        WSI_TOKEN_GET_URI, WSI_TOKEN_HEAD_URI,  WSI_TOKEN_POST_URI,  WSI_TOKEN_OPTIONS_URI,
+        WSI_TOKEN_PUT_URI, WSI_TOKEN_PATCH_URI, WSI_TOKEN_DELETE_URI};
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         char *path = header_copy(wsi, methods[i]);
         if (path)

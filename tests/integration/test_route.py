@@ -136,6 +136,16 @@ def test_non_get_405(node, method):
     assert_text_plain_if_typed(resp)
 
 
+@pytest.mark.parametrize("member, status", [(True, 400), (False, 403), (None, 401)])
+def test_head_answers_like_get_without_body(node, member, status):
+    room = new_room()
+    query = "" if member is None else f"tk={token(new_account(), [room] if member else [])}"
+    path = node.route(room, query)
+    resp = node.http("HEAD", path)
+    assert resp.status == status and resp.body == b"", resp
+    assert node.http("GET", path).status == status
+
+
 def test_non_get_405_without_token(node):
     resp = node.http("POST", node.route(new_room()), body=b"{}")
     assert resp.status == 405, resp
