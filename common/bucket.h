@@ -1,4 +1,5 @@
-/* A token bucket: the per-connection rate limit on client messages. */
+/* A token bucket: the per-connection rate limits on client messages and
+ * on the bytes they carry. */
 #ifndef SIGNAL_BUCKET_H
 #define SIGNAL_BUCKET_H
 
@@ -10,8 +11,9 @@ struct bucket {
     int64_t refilled_ms;
 };
 
-void bucket_init(struct bucket *b, unsigned burst, int64_t now_ms);
-/* Refills at rate_per_s up to burst, then takes one token if there is one. */
-bool bucket_take(struct bucket *b, unsigned rate_per_s, unsigned burst, int64_t now_ms);
+void bucket_init(struct bucket *b, double burst, int64_t now_ms);
+/* Refills at rate_per_s up to burst, then takes cost tokens if there are
+ * that many. now_ms must come from a monotonic clock. */
+bool bucket_take(struct bucket *b, double cost, double rate_per_s, double burst, int64_t now_ms);
 
 #endif

@@ -37,6 +37,7 @@ struct config {
     long max_message_bytes;
     long rate_per_s;
     long rate_burst;
+    long rate_bytes_per_s;
     long send_queue_bytes;
     long max_connections;
     long drain_s;

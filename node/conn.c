@@ -22,7 +22,8 @@ struct conn *conn_new(struct node *n, struct identity *ident, const char *room_i
     c->ident = *ident;
     memset(ident, 0, sizeof(*ident));
     c->state = CONN_UPGRADING;
-    bucket_init(&c->bucket, (unsigned)n->cfg.rate_burst, node_now_ms());
+    bucket_init(&c->bucket, (double)n->cfg.rate_burst, node_mono_ms());
+    bucket_init(&c->byte_bucket, conn_byte_burst(&n->cfg), node_mono_ms());
     c->all_next = n->conns;
     if (n->conns)
         n->conns->all_prev = c;
@@ -30,6 +31,12 @@ struct conn *conn_new(struct node *n, struct identity *ident, const char *room_i
     n->n_conns++;
     n->stats.connections_total++;
     return c;
+}
+
+double conn_byte_burst(const struct config *cfg)
+{
+    double twice = 2.0 * (double)cfg->rate_bytes_per_s;
+    return twice > (double)cfg->max_message_bytes ? twice : (double)cfg->max_message_bytes;
 }
 
 static void drop_queue(struct conn *c)
@@ -85,7 +92,9 @@ void conn_send(struct conn *c, struct packet *p)
 {
     if (c->state == CONN_CLOSING || !c->wsi)
         return;
-    if (c->queued_bytes + p->len > (size_t)c->node->cfg.send_queue_bytes) {
+    /* The bound is on what waits behind the frame in flight: an empty queue
+     * takes any one packet, so a big welcome never closes its own reader. */
+    if (c->q_len && c->queued_bytes + p->len > (size_t)c->node->cfg.send_queue_bytes) {
         /* One slow reader must not hold memory or delay the others. */
         c->node->stats.closed_slow++;
         log_info("conn %s: closed, %zu bytes queued (too slow a reader)", c->key, c->queued_bytes);
@@ -139,6 +148,11 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
 
 static int arm_expiry(struct conn *c)
 {
+    /* exp is whatever the token says: far-future values get no timer rather
+     * than an overflow. */
+    const long long forever_s = 100LL * 365 * 24 * 3600;
+    if (c->ident.exp > node_now_ms() / 1000 + forever_s)
+        return 0;
     int64_t at_ms = (c->ident.exp + c->node->cfg.jwt_leeway_s) * 1000;
     int64_t delay = at_ms - node_now_ms();
     if (delay < 0)

@@ -42,7 +42,8 @@ struct conn {
     unsigned char *rx; /* the message being reassembled from fragments */
     size_t rx_len, rx_cap;
 
-    struct bucket bucket;
+    struct bucket bucket;      /* messages */
+    struct bucket byte_bucket; /* the bytes they carry */
     unsigned limited_in_a_row;
     struct event *expiry;
     struct membership_req *check;
@@ -53,6 +54,11 @@ struct conn {
     struct conn *room_prev, *room_next;
     struct conn *all_prev, *all_next;
 };
+
+struct config;
+/* The byte burst a connection may send: twice SIGNAL_RATE_BYTES_PER_S, and
+ * at least one message of the largest size. */
+double conn_byte_burst(const struct config *cfg);
 
 /* Takes ownership of *ident (cleared). */
 struct conn *conn_new(struct node *n, struct identity *ident, const char *room_id);

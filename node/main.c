@@ -25,6 +25,13 @@ int64_t node_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t node_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void stop_loop(struct node *n)
 {
     /* lws finishes closing on the loop; the loop ends when nothing is left. */
@@ -129,6 +136,10 @@ static int start(struct node *n, int argc, char **argv)
         break;
     }
     log_init(n->cfg.log_level, n->cfg.node_id);
+    if (server_check_listen(n, err, sizeof(err)) < 0) {
+        fprintf(stderr, "signal-node: %s\n", err);
+        return 2;
+    }
     if (n->cfg.dev && !n->cfg.jwt_secret && !n->cfg.jwt_key_file) {
         if (dev_prepare(&n->cfg) < 0) {
             fprintf(stderr, "signal-node: --dev: cannot make a random secret\n");
@@ -148,10 +159,9 @@ static int start(struct node *n, int argc, char **argv)
     n->bus = bus_local_new(relay_deliver, n);
     if (!n->base || !n->bus || setup_membership(n) < 0)
         return 1;
-    if (server_start(n) < 0) {
-        log_error("cannot listen on %s:%d", n->cfg.listen_host ? n->cfg.listen_host : "*",
-                  n->cfg.listen_port);
-        return 1;
+    if (server_start(n, err, sizeof(err)) < 0) {
+        fprintf(stderr, "signal-node: %s\n", err);
+        return 2;
     }
     n->sig_term = evsignal_new(n->base, SIGTERM, on_signal, n);
     n->sig_int = evsignal_new(n->base, SIGINT, on_signal, n);
@@ -161,6 +171,9 @@ static int start(struct node *n, int argc, char **argv)
              n->cfg.listen_host ? n->cfg.listen_host : "*", n->cfg.listen_port, n->cfg.path_prefix,
              n->cfg.jwt_alg, n->cfg.membership == MEMBERSHIP_TOKEN ? "token" : "redis",
              "in-process");
+    if (n->cfg.redis_url && n->cfg.membership != MEMBERSHIP_REDIS)
+        log_warn("SIGNAL_REDIS_URL is set, but rooms do not span nodes yet: this node relays "
+                 "on its in-process bus");
     if (n->cfg.dev && dev_print_urls(&n->cfg) < 0)
         return 1;
     event_base_dispatch(n->base);

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "membership.h"
 #include "redis.h"
+#include "xalloc.h"
 
 #define ANSWER_TIMEOUT_MS 3000
 
@@ -20,6 +21,7 @@ struct membership_redis {
 
 /* Owned by the pending hiredis callback, which always runs exactly once. */
 struct membership_req {
+    struct membership_redis *m;
     membership_cb cb; /* NULL once answered, timed out or cancelled */
     void *arg;
     struct event *timeout;
@@ -30,7 +32,7 @@ static char *room_key(const char *pattern, const char *room)
     size_t n = 0;
     for (const char *p = pattern; (p = strstr(p, "{room}")); p += 6)
         n++;
-    char *key = malloc(strlen(pattern) + n * strlen(room) + 1), *o = key;
+    char *key = xcalloc(1, strlen(pattern) + n * strlen(room) + 1), *o = key;
     for (const char *p = pattern; *p;) {
         if (!strncmp(p, "{room}", 6)) {
             o = stpcpy(o, room);
@@ -71,8 +73,12 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
+    struct membership_req *req = arg;
+    struct redis *r = req->m->redis;
     log_warn("membership: no answer from Redis within %d ms", ANSWER_TIMEOUT_MS);
-    answer(arg, MEMBERSHIP_UNAVAILABLE);
+    answer(req, MEMBERSHIP_UNAVAILABLE);
+    /* A Redis that stalls this long is treated as gone; this frees req too. */
+    redis_drop(r, "no answer");
 }
 
 static enum membership_answer redis_ask(struct membership *m, const struct identity *id,
@@ -81,12 +87,15 @@ static enum membership_answer redis_ask(struct membership *m, const struct ident
 {
     struct membership_redis *mr = (struct membership_redis *)m;
     *out = NULL;
-    struct membership_req *req = calloc(1, sizeof(*req));
-    if (!req)
-        return MEMBERSHIP_UNAVAILABLE;
+    struct membership_req *req = xcalloc(1, sizeof(*req));
+    req->m = mr;
     req->cb = cb;
     req->arg = arg;
     req->timeout = evtimer_new(mr->loop, on_timeout, req);
+    if (!req->timeout) {
+        free(req);
+        return MEMBERSHIP_UNAVAILABLE;
+    }
     char *key = room_key(mr->key_pattern, room);
     int rc = redis_command(mr->redis, on_reply, req, "SISMEMBER %s %s", key, id->account_id);
     free(key);

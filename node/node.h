@@ -46,7 +46,10 @@ struct node {
     struct stats stats;
 };
 
+/* Wall-clock milliseconds, for timestamps and token times. */
 int64_t node_now_ms(void);
+/* Monotonic milliseconds, for rates: immune to clock steps. */
+int64_t node_mono_ms(void);
 /* Called once the last connection of a draining node has gone. */
 void node_drained(struct node *n);
 

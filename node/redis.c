@@ -19,14 +19,13 @@ struct redis {
     struct redis_url url;
     char *name;
     redisAsyncContext *ac;
-    bool ready, was_up, freeing;
+    bool connected, ready, was_up, freeing;
+    const char *drop_reason; /* why we dropped the connection ourselves */
     int backoff_ms;
     struct event *retry, *connect_timeout;
     redis_state_fn on_state;
     void *arg;
 };
-
-static void start_connect(struct redis *r);
 
 static void set_timer(struct event *ev, int ms)
 {
@@ -61,6 +60,8 @@ static void went_down(struct redis *r, const char *why)
 static void on_handshake(redisAsyncContext *ac, void *reply_, void *last)
 {
     struct redis *r = ac->data;
+    if (r->freeing)
+        return;
     redisReply *reply = reply_;
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
         log_error("redis %s: %s", r->name,
@@ -71,6 +72,7 @@ static void on_handshake(redisAsyncContext *ac, void *reply_, void *last)
     }
     if (!last)
         return;
+    evtimer_del(r->connect_timeout);
     r->ready = true;
     r->backoff_ms = BACKOFF_MIN_MS;
     if (!r->was_up) {
@@ -84,12 +86,13 @@ static void on_handshake(redisAsyncContext *ac, void *reply_, void *last)
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     struct redis *r = ac->data;
-    evtimer_del(r->connect_timeout);
     if (status != REDIS_OK) {
+        evtimer_del(r->connect_timeout);
         r->ac = NULL; /* hiredis frees it after this callback */
         went_down(r, ac->errstr);
         return;
     }
+    r->connected = true; /* the timeout runs on until AUTH/SELECT are done */
     redisAsyncContext *w = (redisAsyncContext *)ac;
     bool select = r->url.db != 0;
     if (r->url.password) {
@@ -110,21 +113,36 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct redis *r = ac->data;
     r->ac = NULL; /* hiredis frees it after this callback */
+    r->connected = false;
+    evtimer_del(r->connect_timeout);
     if (r->freeing)
         return;
-    went_down(r, status == REDIS_OK ? "closed" : ac->errstr);
+    const char *why = r->drop_reason ? r->drop_reason : status == REDIS_OK ? "closed" : ac->errstr;
+    r->drop_reason = NULL;
+    went_down(r, why);
+}
+
+void redis_drop(struct redis *r, const char *why)
+{
+    redisAsyncContext *ac = r->ac;
+    if (!ac)
+        return;
+    if (r->connected) {
+        /* Pending callbacks get NULL, then on_disconnect takes over. */
+        r->drop_reason = why;
+        redisAsyncFree(ac);
+        return;
+    }
+    r->ac = NULL;
+    evtimer_del(r->connect_timeout);
+    redisAsyncFree(ac); /* not connected: no disconnect callback */
+    went_down(r, why);
 }
 
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    struct redis *r = arg;
-    if (!r->ac)
-        return;
-    redisAsyncContext *ac = r->ac;
-    r->ac = NULL;
-    redisAsyncFree(ac); /* not connected: no disconnect callback */
-    went_down(r, "connect timeout");
+    redis_drop(arg, "connect timeout");
 }
 
 static void start_connect(struct redis *r)

@@ -23,4 +23,8 @@ bool redis_ready(const struct redis *r);
  * NULL reply if the connection is lost first. Returns -1 when not ready. */
 int redis_command(struct redis *r, redisCallbackFn *fn, void *privdata, const char *fmt, ...);
 
+/* Drops a connection that stopped answering (callbacks get NULL replies) and
+ * reconnects with the usual backoff. */
+void redis_drop(struct redis *r, const char *why);
+
 #endif

@@ -36,24 +36,22 @@ static json_t *user_event(const char *type, json_t *account)
     return packet;
 }
 
-static int join(struct conn *c)
+static void join(struct conn *c)
 {
     struct node *n = c->node;
     struct room *r = room_open(&n->rooms, c->room_id);
-    if (!r)
-        return -1;
     if (!r->n_members && bus_subscribe(n->bus, r->id) < 0) {
         room_release(&n->rooms, r);
         conn_close(c, 1013, "Try again later");
-        return 0;
+        return;
     }
     protocol_timestamp(node_now_ms(), c->joined_at);
     json_t *participants = roster_participants(r, c->ident.account_id);
     conn_send_json(c, protocol_welcome(c->ident.account_id, r->id, c->joined_at, participants));
     json_decref(participants);
-    if (c->state == CONN_CLOSING) { /* the welcome alone overflowed its send queue */
+    if (c->state == CONN_CLOSING) { /* the welcome could not be queued (out of memory) */
         room_release(&n->rooms, r);
-        return 0;
+        return;
     }
 
     room_add_member(r, c);
@@ -62,7 +60,6 @@ static int join(struct conn *c)
     if (roster_add(r, c->key, c->ident.account, c->joined_at))
         publish(c, r, NULL, user_event("user-joined", c->ident.account));
     log_debug("conn %s: %s joined room %s", c->key, c->ident.account_id, r->id);
-    return 0;
 }
 
 static void on_membership(void *arg, enum membership_answer a)
@@ -73,8 +70,7 @@ static void on_membership(void *arg, enum membership_answer a)
         return;
     if (a == MEMBERSHIP_YES) {
         lws_rx_flow_control(c->wsi, 1);
-        if (join(c) < 0)
-            conn_close(c, 1011, "Internal error");
+        join(c);
     } else if (a == MEMBERSHIP_NO) {
         conn_close(c, 4403, forbidden);
     } else {
@@ -118,11 +114,13 @@ void relay_leave(struct conn *c)
     }
 }
 
-static bool rate_ok(struct conn *c)
+static bool rate_ok(struct conn *c, size_t len)
 {
     const struct config *cfg = &c->node->cfg;
-    if (bucket_take(&c->bucket, (unsigned)cfg->rate_per_s, (unsigned)cfg->rate_burst,
-                    node_now_ms())) {
+    int64_t now = node_mono_ms();
+    double byte_burst = conn_byte_burst(cfg);
+    if (bucket_take(&c->bucket, 1, (double)cfg->rate_per_s, (double)cfg->rate_burst, now) &&
+        bucket_take(&c->byte_bucket, (double)len, (double)cfg->rate_bytes_per_s, byte_burst, now)) {
         c->limited_in_a_row = 0;
         return true;
     }
@@ -139,7 +137,7 @@ static bool rate_ok(struct conn *c)
 void relay_message(struct conn *c, const char *text, size_t len, bool binary)
 {
     c->node->stats.messages_in++;
-    if (!rate_ok(c))
+    if (!rate_ok(c, len))
         return;
     if (binary) {
         conn_send_error(c, "invalid_message", "Binary frames are not supported");

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "xalloc.h"
 
 struct room *room_find(struct room *rooms, const char *id)
 {
@@ -18,9 +19,7 @@ struct room *room_open(struct room **rooms, const char *id)
     struct room *r = room_find(*rooms, id);
     if (r)
         return r;
-    r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
+    r = xcalloc(1, sizeof(*r));
     snprintf(r->id, sizeof(r->id), "%s", id);
     HASH_ADD_STR(*rooms, id, r);
     return r;
@@ -80,17 +79,17 @@ bool roster_add(struct room *r, const char *key, json_t *account, const char *jo
     HASH_FIND_STR(r->roster, id, e);
     bool first = !e;
     if (first) {
-        e = calloc(1, sizeof(*e));
-        e->account_id = strdup(id);
+        e = xcalloc(1, sizeof(*e));
+        e->account_id = xstrdup(id);
         e->account = json_incref(account);
         HASH_ADD_KEYPTR(hh, r->roster, e->account_id, strlen(e->account_id), e);
     }
     if (e->n_conns == e->cap) {
         e->cap = e->cap ? e->cap * 2 : 2;
-        e->conns = realloc(e->conns, e->cap * sizeof(*e->conns));
+        e->conns = xrealloc(e->conns, e->cap * sizeof(*e->conns));
     }
     struct roster_conn *rc = &e->conns[e->n_conns++];
-    rc->key = strdup(key);
+    rc->key = xstrdup(key);
     snprintf(rc->joined_at, sizeof(rc->joined_at), "%s", joined_at);
     return first;
 }

@@ -1,8 +1,13 @@
 /* HTTP answers, the upgrade decision and the WebSocket callback; see server.h. */
 #include "server.h"
 
+#include <errno.h>
+#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "log.h"
@@ -209,9 +214,31 @@ static void on_http_closed(struct node *n, struct http_wait *w)
 
 /* lws upgrades some malformed handshakes and drops others silently; a member
  * who sends one gets the 400 of contract §3 instead. */
+static bool has_token(const char *list, const char *token)
+{
+    size_t n = strlen(token);
+    for (const char *p = list; *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, " \t,");
+        if (len == n && !strncasecmp(p, token, n))
+            return true;
+        p += len;
+    }
+    return false;
+}
+
 static bool valid_handshake(struct lws *wsi)
 {
-    char key[64], version[8];
+    char key[64], version[8], list[256];
+    /* lws drops these without an answer: no Connection: upgrade, or a
+     * subprotocol list without ours. */
+    if (lws_hdr_copy(wsi, list, sizeof(list), WSI_TOKEN_CONNECTION) <= 0 ||
+        !has_token(list, "upgrade"))
+        return false;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0 &&
+        (lws_hdr_copy(wsi, list, sizeof(list), WSI_TOKEN_PROTOCOL) <= 0 ||
+         !has_token(list, "signal")))
+        return false;
     if (lws_hdr_copy(wsi, key, sizeof(key), WSI_TOKEN_KEY) != 24 || strcmp(key + 22, "==") ||
         strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") != 22)
         return false;
@@ -220,8 +247,11 @@ static bool valid_handshake(struct lws *wsi)
     return !strcmp(version, "13") || !strcmp(version, "8");
 }
 
-static int on_confirm_upgrade(struct node *n, struct lws *wsi)
+static int on_confirm_upgrade(struct node *n, struct lws *wsi, const char *upgrade)
 {
+    /* Other upgrades (h2c) stay HTTP: LWS_CALLBACK_HTTP answers them. */
+    if (strcasecmp(upgrade, "websocket") != 0)
+        return 0;
     char room[PROTOCOL_GUID_LEN + 1];
     struct identity id = {0};
     char *path = request_path(wsi);
@@ -271,7 +301,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         on_http_closed(n, user);
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return on_confirm_upgrade(n, wsi);
+        return on_confirm_upgrade(n, wsi, in);
     case LWS_CALLBACK_ESTABLISHED:
         return c ? conn_on_established(c, wsi) : -1;
     case LWS_CALLBACK_RECEIVE:
@@ -304,7 +334,42 @@ static void lws_log(int level, const char *line)
     log_msg(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws: %.*s", (int)len, line);
 }
 
-int server_start(struct node *n)
+/* lws retries a listen address it cannot bind, forever and quietly: try it
+ * here first, so that a bad SIGNAL_LISTEN stops the node at start. The
+ * numeric address found is what lws gets. */
+int server_check_listen(struct node *n, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM},
+                    *ai = NULL;
+    char port[8], host[NI_MAXHOST];
+    const char *shown = n->cfg.listen_host ? n->cfg.listen_host : "0.0.0.0";
+    snprintf(port, sizeof(port), "%d", n->cfg.listen_port);
+    if (!n->cfg.listen_host)
+        hints.ai_family = AF_INET;
+    int rc = getaddrinfo(n->cfg.listen_host, port, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "SIGNAL_LISTEN: cannot resolve %s: %s", shown, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM, 0), one = 1;
+    rc = fd < 0 ? -1 : setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (rc == 0)
+        rc = bind(fd, ai->ai_addr, ai->ai_addrlen);
+    if (rc != 0)
+        snprintf(err, errlen, "SIGNAL_LISTEN: cannot listen on %s:%d: %s", shown,
+                 n->cfg.listen_port, strerror(errno));
+    else if (n->cfg.listen_host && getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host),
+                                               NULL, 0, NI_NUMERICHOST) == 0) {
+        free(n->cfg.listen_host);
+        n->cfg.listen_host = strdup(host);
+    }
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return rc == 0 ? 0 : -1;
+}
+
+int server_start(struct node *n, char *err, size_t errlen)
 {
     lws_set_log_level(LLL_ERR | (log_enabled(LOG_DEBUG) ? LLL_WARN : 0), lws_log);
 
@@ -323,5 +388,10 @@ int server_start(struct node *n)
     info.max_http_header_data = MAX_HEADER_BYTES;
     info.retry_and_idle_policy = &n->keepalive;
     n->lws = lws_create_context(&info);
-    return n->lws ? 0 : -1;
+    if (!n->lws) {
+        snprintf(err, errlen, "SIGNAL_LISTEN: cannot start the server on %s:%d",
+                 n->cfg.listen_host ? n->cfg.listen_host : "*", n->cfg.listen_port);
+        return -1;
+    }
+    return 0;
 }

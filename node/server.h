@@ -5,6 +5,11 @@
 
 #include "node.h"
 
-int server_start(struct node *n);
+#include <stddef.h>
+
+/* Each returns -1 with one line in err naming the setting at fault. */
+/* Tries SIGNAL_LISTEN, which lws would otherwise retry forever, quietly. */
+int server_check_listen(struct node *n, char *err, size_t errlen);
+int server_start(struct node *n, char *err, size_t errlen);
 
 #endif

@@ -29,6 +29,7 @@ SETTINGS = [
     ("SIGNAL_MAX_MESSAGE_BYTES", "--max-message-bytes", "65536"),
     ("SIGNAL_RATE_PER_S", "--rate-per-s", "50"),
     ("SIGNAL_RATE_BURST", "--rate-burst", "200"),
+    ("SIGNAL_RATE_BYTES_PER_S", "--rate-bytes-per-s", "262144"),
     ("SIGNAL_SEND_QUEUE_BYTES", "--send-queue-bytes", "1048576"),
     ("SIGNAL_MAX_CONNECTIONS", "--max-connections", "100000"),
     ("SIGNAL_DRAIN_S", "--drain-s", "20"),
@@ -37,7 +38,7 @@ SETTINGS = [
 ]
 
 # settings the Node.js reference does not read
-NOT_IN_PEER = {"SIGNAL_MAX_CONNECTIONS", "SIGNAL_DRAIN_S", "SIGNAL_PING_S", "SIGNAL_LOG_LEVEL"}
+NOT_IN_PEER = {"SIGNAL_RATE_BYTES_PER_S", "SIGNAL_MAX_CONNECTIONS", "SIGNAL_DRAIN_S", "SIGNAL_PING_S", "SIGNAL_LOG_LEVEL"}
 
 
 @c_only
@@ -61,6 +62,8 @@ BAD_VALUES = [
     ("SIGNAL_LISTEN", "127.0.0.1:99999"),
     ("SIGNAL_LISTEN", "127.0.0.1:abc"),
     ("SIGNAL_LISTEN", "127.0.0.1:"),
+    ("SIGNAL_LISTEN", "999.1.1.1:8080"),
+    ("SIGNAL_LISTEN", "no-such-host.invalid:8080"),
     ("SIGNAL_PATH_PREFIX", "api"),
     ("SIGNAL_REDIS_URL", "http://127.0.0.1:6379"),
     ("SIGNAL_REDIS_URL", "not a url"),
@@ -82,6 +85,8 @@ BAD_VALUES = [
     ("SIGNAL_RATE_PER_S", "-1"),
     ("SIGNAL_RATE_BURST", "x"),
     ("SIGNAL_RATE_BURST", "0"),
+    ("SIGNAL_RATE_BYTES_PER_S", "x"),
+    ("SIGNAL_RATE_BYTES_PER_S", "100"),
     ("SIGNAL_SEND_QUEUE_BYTES", "x"),
     ("SIGNAL_SEND_QUEUE_BYTES", "-1"),
     ("SIGNAL_MAX_CONNECTIONS", "x"),
@@ -124,6 +129,16 @@ def test_bad_value_flag(var, value):
     env = _base_env()
     rc, out, err = run_node_once([FLAG_OF[var], value], env=env, timeout=15)
     assert_config_error(rc, out, err, [var, FLAG_OF[var]])
+
+
+@c_only
+def test_listen_port_in_use_exits_2():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind((HOST, 0))
+        taken.listen(1)
+        env = {"SIGNAL_LISTEN": f"{HOST}:{taken.getsockname()[1]}", "SIGNAL_JWT_SECRET": SECRET}
+        rc, out, err = run_node_once(env=env, timeout=15)
+    assert_config_error(rc, out, err, ["SIGNAL_LISTEN"])
 
 
 def test_membership_redis_needs_redis_url():

@@ -245,7 +245,7 @@ def test_deep_nesting_over_100k_within_limit(fast_node):
 
 def test_slow_reader_closed_4008_others_keep_receiving(nodes):
     n = nodes.start({"SIGNAL_RATE_PER_S": "100000", "SIGNAL_RATE_BURST": "100000",
-                     "SIGNAL_SEND_QUEUE_BYTES": "65536"})
+                     "SIGNAL_RATE_BYTES_PER_S": "1073741824", "SIGNAL_SEND_QUEUE_BYTES": "65536"})
     room = new_room()
     sender, fast = join_room(n, room, 2)
     slow = join(n, room, new_account("slow"), client_kw={"rcvbuf": 4096})
@@ -342,3 +342,55 @@ def test_keepalive_drops_silent_peer(nodes):
     answering.expect_joined(other)
     other.send("after", {})
     answering.expect_signal("after", other)
+
+
+# -- bytes per sender (C node only) ----------------------------------------------
+
+@c_only
+def test_byte_budget_keeps_one_sender_from_flooding_a_queue(nodes):
+    """Messages may be few but big: a sender gets at most twice
+    SIGNAL_RATE_BYTES_PER_S in one burst (here 32 KiB, below the 64 KiB send
+    queue), the rest is rate_limited, and the reader keeps its connection."""
+    n = nodes.start({"SIGNAL_RATE_BYTES_PER_S": "16384", "SIGNAL_SEND_QUEUE_BYTES": "65536",
+                     "SIGNAL_MAX_MESSAGE_BYTES": "16384", "SIGNAL_RATE_BURST": "1000",
+                     "SIGNAL_RATE_PER_S": "1000"})
+    room = new_room()
+    sender, reader = join_room(n, room, 2)
+    pad = "p" * 8000
+    sender.c.send_many_json([{"type": "big", "data": {"i": i, "pad": pad}} for i in range(12)])
+    limited = 0
+    delivered = []
+    while len(delivered) + limited < 12:
+        d = sender.recv()["data"]
+        assert d["code"] == "rate_limited", d
+        limited += 1
+        while reader.c.pending() and len(delivered) + limited < 12:
+            delivered.append(reader.expect_signal("big", sender)["data"]["i"])
+    assert 2 <= limited <= 10, limited
+    while len(delivered) < 12 - limited:
+        delivered.append(reader.expect_signal("big", sender)["data"]["i"])
+    assert delivered == sorted(delivered)
+    sender.send("after", {})
+    reader.expect_signal("after", sender)
+
+
+@c_only
+def test_one_packet_larger_than_the_queue_still_arrives(nodes):
+    """The queue bound is on what waits behind the frame in flight: a message
+    bigger than SIGNAL_SEND_QUEUE_BYTES reaches a reader whose queue is empty."""
+    n = nodes.start({"SIGNAL_SEND_QUEUE_BYTES": "1024"})
+    room = new_room()
+    a, b = join_room(n, room, 2)
+    a.send("big", {"pad": "q" * 3000})
+    assert b.expect_signal("big", a)["data"]["pad"] == "q" * 3000
+
+
+def test_far_future_exp_is_no_expiry(node):
+    """exp far in the future (beyond what milliseconds fit in 64 bits) is just
+    a token that does not expire soon: no overflow, no early 4001."""
+    room = new_room()
+    a = join(node, room, exp_in=None, exp=9000000000000000000)
+    b = join(node, room)
+    a.expect_joined(b)
+    b.send("hi", {})
+    a.expect_signal("hi", b)

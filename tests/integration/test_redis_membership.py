@@ -2,13 +2,14 @@
 (4403 / welcome); Redis unreachable gives 1013; the loop never blocks on Redis;
 messages sent before the join completes are held."""
 
+import socket
 import threading
 import time
 
 import pytest
 
-from harness import (BAD_REQUEST, FORBIDDEN, T, Redis, RedisConn, claims_for, join, make_jwt, new_account,
-                     new_room, token)
+from harness import (BAD_REQUEST, FORBIDDEN, HOST, T, Redis, RedisConn, c_only, claims_for, free_port, join,
+                     make_jwt, new_account, new_room, token)
 from wsclient import HandshakeError, WSClosed
 
 
@@ -245,3 +246,40 @@ def test_redis_unreachable_1013_then_recovers(own_redis, nodes):
             assert time.monotonic() < deadline, "the node never got Redis back"
             time.sleep(0.2)  # the node's reconnect back-off
     assert p["type"] == "webrtc" and p["data"]["userId"] == sub
+
+
+@c_only
+def test_mute_redis_is_dropped_and_replaced(nodes, tmp_base):
+    """Something that accepts TCP on the Redis port but never answers (a hung
+    Redis or proxy): members get 1013, and the node drops that connection
+    itself, so a working Redis on the same port is found without a restart."""
+    port = free_port()
+    mute = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    mute.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    mute.bind((HOST, port))
+    mute.listen(16)
+    n = nodes.start({"SIGNAL_MEMBERSHIP": "redis", "SIGNAL_REDIS_URL": f"redis://{HOST}:{port}",
+                     "SIGNAL_NODE_ID": "mute-node"})
+    held, _ = mute.accept()  # the node's connection stays open, unanswered
+    room = new_room()
+    sub = new_account()
+    info = n.connect(room, token(sub, [])).recv_close(timeout=15)
+    assert info.code == 1013 and info.messages == [], info
+    mute.close()
+    r = Redis(tmp_base, port=port)
+    try:
+        add_member(r, room, sub)
+        deadline = time.monotonic() + 30
+        while True:
+            c = n.connect(room, token(sub, []))
+            try:
+                p = c.recv_json(T)
+                break
+            except WSClosed as e:
+                assert e.code == 1013, e
+                assert time.monotonic() < deadline, "the node kept its mute Redis connection"
+                time.sleep(0.2)  # the node's reconnect back-off
+        assert p["type"] == "webrtc" and p["data"]["userId"] == sub
+    finally:
+        held.close()
+        r.stop()

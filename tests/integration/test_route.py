@@ -1,8 +1,11 @@
 """Contract §3: the route, its answers, token sources and their precedence."""
 
+import socket
+import time
+
 import pytest
 
-from harness import (BAD_REQUEST, FORBIDDEN, T, join, make_jwt, claims_for, new_account, new_room,
+from harness import (BAD_REQUEST, FORBIDDEN, HOST, T, c_only, join, make_jwt, claims_for, new_account, new_room,
                      token)
 from wsclient import HandshakeError
 
@@ -87,13 +90,16 @@ def test_member_plain_get_400(node):
     assert_plain(resp, 400, BAD_REQUEST)
 
 
-@pytest.mark.parametrize("broken", ["upgrade-header", "no-key", "bad-key", "version"])
+@pytest.mark.parametrize("broken", ["upgrade-header", "no-key", "bad-key", "version", "connection",
+                                    "subprotocol"])
 def test_member_broken_handshake_400(node, broken):
     room = new_room()
     repl = {"upgrade-header": {"Upgrade": "h2c"},
             "no-key": {"Sec-WebSocket-Key": None},
             "bad-key": {"Sec-WebSocket-Key": "short"},
-            "version": {"Sec-WebSocket-Version": "12"}}[broken]
+            "version": {"Sec-WebSocket-Version": "12"},
+            "connection": {"Connection": "keep-alive"},
+            "subprotocol": {"Sec-WebSocket-Protocol": "chat, json"}}[broken]
     resp = upgrade_refused(node, node.route(room, f"tk={token(new_account(), [room])}"), replace_headers=repl)
     assert_plain(resp, 400, BAD_REQUEST)
 
@@ -144,6 +150,38 @@ def test_head_answers_like_get_without_body(node, member, status):
     resp = node.http("HEAD", path)
     assert resp.status == status and resp.body == b"", resp
     assert node.http("GET", path).status == status
+
+
+@c_only
+def test_subprotocol_signal_is_accepted(node):
+    room = new_room()
+    sub = new_account()
+    c = node.ws(node.route(room, f"tk={token(sub, [room])}"),
+                replace_headers={"Sec-WebSocket-Protocol": "chat, signal"})
+    assert c.recv_json(T)["data"]["userId"] == sub
+
+
+@c_only
+def test_h2c_upgrades_hold_no_connection_slot(nodes):
+    """h2c upgrades stay HTTP (400 for a member) and take none of the
+    SIGNAL_MAX_CONNECTIONS slots, even pipelined on one kept-alive connection."""
+    n = nodes.start({"SIGNAL_MAX_CONNECTIONS": "1"})
+    room = new_room()
+    path = n.route(room, f"tk={token(new_account(), [room])}")
+    request = (f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    with socket.create_connection((HOST, n.port), timeout=T) as s:
+        s.sendall(request.encode() * 3)
+        got = b""
+        deadline = time.monotonic() + T
+        while got.count(b"HTTP/1.1 400") < 3:
+            assert time.monotonic() < deadline, got
+            chunk = s.recv(65536)
+            assert chunk, got
+            got += chunk
+        sub = new_account()  # while that connection is still open
+        c = n.connect(room, token(sub, [room]))
+        assert c.recv_json(T)["data"]["userId"] == sub
 
 
 def test_non_get_405_without_token(node):
