@@ -107,7 +107,8 @@ static void raise_fd_limit(const struct config *cfg)
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)cfg->max_connections + 64)
-        log_warn("open-file limit %llu is below SIGNAL_MAX_CONNECTIONS %ld: raise it (ulimit -n)",
+        log_warn("open-file limit %llu leaves no room for SIGNAL_MAX_CONNECTIONS %ld plus the "
+                 "node's own 64: raise it (ulimit -n)",
                  (unsigned long long)rl.rlim_cur, cfg->max_connections);
 }
 
@@ -161,7 +162,7 @@ static int start(struct node *n, int argc, char **argv)
         return 1;
     if (server_start(n, err, sizeof(err)) < 0) {
         fprintf(stderr, "signal-node: %s\n", err);
-        return 2;
+        return 1;
     }
     n->sig_term = evsignal_new(n->base, SIGTERM, on_signal, n);
     n->sig_int = evsignal_new(n->base, SIGINT, on_signal, n);

@@ -118,9 +118,11 @@ static bool rate_ok(struct conn *c, size_t len)
 {
     const struct config *cfg = &c->node->cfg;
     int64_t now = node_mono_ms();
-    double byte_burst = conn_byte_burst(cfg);
-    if (bucket_take(&c->bucket, 1, (double)cfg->rate_per_s, (double)cfg->rate_burst, now) &&
-        bucket_take(&c->byte_bucket, (double)len, (double)cfg->rate_bytes_per_s, byte_burst, now)) {
+    bool bytes_ok = !cfg->rate_bytes_per_s ||
+                    bucket_take(&c->byte_bucket, (double)len, (double)cfg->rate_bytes_per_s,
+                                conn_byte_burst(cfg), now);
+    if (bytes_ok &&
+        bucket_take(&c->bucket, 1, (double)cfg->rate_per_s, (double)cfg->rate_burst, now)) {
         c->limited_in_a_row = 0;
         return true;
     }

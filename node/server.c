@@ -389,8 +389,7 @@ int server_start(struct node *n, char *err, size_t errlen)
     info.retry_and_idle_policy = &n->keepalive;
     n->lws = lws_create_context(&info);
     if (!n->lws) {
-        snprintf(err, errlen, "SIGNAL_LISTEN: cannot start the server on %s:%d",
-                 n->cfg.listen_host ? n->cfg.listen_host : "*", n->cfg.listen_port);
+        snprintf(err, errlen, "cannot start libwebsockets (see the lws line above)");
         return -1;
     }
     return 0;

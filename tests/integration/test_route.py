@@ -152,6 +152,21 @@ def test_head_answers_like_get_without_body(node, member, status):
     assert node.http("GET", path).status == status
 
 
+@pytest.mark.parametrize("upgrade", ["h2c", "foo"])
+def test_other_upgrades_get_the_plain_answers(node, upgrade):
+    """An Upgrade other than websocket is served as the plain request it also
+    is: the route's own answers, text/plain."""
+    room = new_room()
+    repl = {"Upgrade": upgrade}
+    member = node.route(room, f"tk={token(new_account(), [room])}")
+    assert_plain(upgrade_refused(node, member, replace_headers=repl), 400, BAD_REQUEST)
+    outsider = node.route(room, f"tk={token(new_account(), [])}")
+    assert_plain(upgrade_refused(node, outsider, replace_headers=repl), 403, FORBIDDEN)
+    assert_plain(upgrade_refused(node, node.route(room), replace_headers=repl), 401, "Unauthorized")
+    resp = upgrade_refused(node, "/elsewhere", replace_headers=repl)
+    assert resp.status == 404 and resp.body == b"", resp
+
+
 @c_only
 def test_subprotocol_signal_is_accepted(node):
     room = new_room()

@@ -43,7 +43,7 @@ Test(config, defaults)
     cr_assert_eq(c.max_message_bytes, 65536);
     cr_assert_eq(c.rate_per_s, 50);
     cr_assert_eq(c.rate_burst, 200);
-    cr_assert_eq(c.rate_bytes_per_s, 262144);
+    cr_assert_eq(c.rate_bytes_per_s, 0);
     cr_assert_eq(c.send_queue_bytes, 1048576);
     cr_assert_eq(c.max_connections, 100000);
     cr_assert_eq(c.drain_s, 20);
