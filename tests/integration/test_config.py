@@ -1,6 +1,8 @@
 """Contract §1: configuration. --help, bad values (exit 2, one line naming the
 setting), flags win over env, a missing key, --dev."""
 
+import base64
+import json
 import re
 import socket
 import subprocess
@@ -259,17 +261,40 @@ def test_dev_prints_working_url(nodes):
 
 
 @c_only
-def test_dev_with_secret_given_still_starts(nodes):
-    """--dev beside a real secret: the node starts (and the printed URL must work)."""
+@pytest.mark.parametrize("alg", ["HS256", "HS384"])
+def test_dev_with_secret_given_still_starts(nodes, alg):
+    """--dev beside a real secret: the node starts, and the printed URL, signed
+    with that secret and algorithm, works."""
     port = free_port()
-    n = nodes.start({"SIGNAL_LISTEN": f"{HOST}:{port}", "SIGNAL_JWT_SECRET": SECRET}, args=["--dev"], port=port)
+    n = nodes.start({"SIGNAL_LISTEN": f"{HOST}:{port}", "SIGNAL_JWT_SECRET": SECRET, "SIGNAL_JWT_ALG": alg},
+                    args=["--dev"], port=port)
     deadline = time.monotonic() + T
     while not URL_RE.search(n.stdout()):
         assert time.monotonic() < deadline, n.logs()
         time.sleep(0.05)
     hostport, path, room, tok = URL_RE.search(n.stdout()).groups()
+    assert json.loads(base64.urlsafe_b64decode(tok.split(".")[0] + "=="))["alg"] == alg
     c = WSClient.connect(HOST, port, path)
     assert c.recv_json(T)["type"] == "webrtc"
+
+
+@c_only
+def test_dev_with_a_public_key_prints_no_url(nodes, tmp_path):
+    """--dev with RS256 and only a public key cannot sign: one line says so."""
+    key = tmp_path / "k.pem"
+    pub = tmp_path / "k.pub.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                    "-out", str(key)], check=True, capture_output=True)
+    subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-out", str(pub)], check=True,
+                   capture_output=True)
+    port = free_port()
+    n = nodes.start({"SIGNAL_LISTEN": f"{HOST}:{port}", "SIGNAL_JWT_ALG": "RS256",
+                     "SIGNAL_JWT_KEY_FILE": str(pub), "SIGNAL_JWT_SECRET": SECRET}, args=["--dev"], port=port)
+    deadline = time.monotonic() + T
+    while "need the private key" not in n.stdout():
+        assert n.alive() and time.monotonic() < deadline, n.logs()
+        time.sleep(0.05)
+    assert not URL_RE.search(n.stdout())
 
 
 @c_only
