@@ -206,6 +206,21 @@ def test_joins_while_redis_sleeps_are_answered_after(rnode, redis):
     assert bad.recv_close(T).code == 4403
 
 
+def welcome_once_redis_is_back(n, room, sub, within=30):
+    """Joins until the node, reconnected to Redis, admits sub (1013 until then)."""
+    deadline = time.monotonic() + within
+    while True:
+        c = n.connect(room, token(sub, []))
+        try:
+            p = c.recv_json(T)
+            break
+        except WSClosed as e:
+            assert e.code == 1013, e
+            assert time.monotonic() < deadline, "the node never got (a working) Redis back"
+            time.sleep(0.2)  # the node's reconnect back-off
+    assert p["type"] == "webrtc" and p["data"]["userId"] == sub
+
+
 @pytest.fixture
 def own_redis(tmp_base):
     r = Redis(tmp_base)
@@ -235,17 +250,7 @@ def test_redis_unreachable_1013_then_recovers(own_redis, nodes):
     # Redis back (empty): the node reconnects by itself
     r.start()
     add_member(r, room, sub)
-    deadline = time.monotonic() + 30
-    while True:
-        c = n.connect(room, token(sub, []))
-        try:
-            p = c.recv_json(T)
-            break
-        except WSClosed as e:
-            assert e.code == 1013, e
-            assert time.monotonic() < deadline, "the node never got Redis back"
-            time.sleep(0.2)  # the node's reconnect back-off
-    assert p["type"] == "webrtc" and p["data"]["userId"] == sub
+    welcome_once_redis_is_back(n, room, sub)
 
 
 @c_only
@@ -269,17 +274,7 @@ def test_mute_redis_is_dropped_and_replaced(nodes, tmp_base):
     r = Redis(tmp_base, port=port)
     try:
         add_member(r, room, sub)
-        deadline = time.monotonic() + 30
-        while True:
-            c = n.connect(room, token(sub, []))
-            try:
-                p = c.recv_json(T)
-                break
-            except WSClosed as e:
-                assert e.code == 1013, e
-                assert time.monotonic() < deadline, "the node kept its mute Redis connection"
-                time.sleep(0.2)  # the node's reconnect back-off
-        assert p["type"] == "webrtc" and p["data"]["userId"] == sub
+        welcome_once_redis_is_back(n, room, sub)
     finally:
         held.close()
         r.stop()
