@@ -116,6 +116,45 @@ static int parse_redis(struct config *c, const struct setting *s, const char *v,
     return 0;
 }
 
+static int parse_membership_redis(struct config *c, const struct setting *s, const char *v,
+                                  char *why, size_t n)
+{
+    (void)s;
+    redis_url_free(&c->membership_redis);
+    free(c->membership_redis_url);
+    c->membership_redis_url = NULL;
+    if (!*v)
+        return 0;
+    if (redis_url_parse(v, &c->membership_redis) < 0) {
+        snprintf(why, n, "expected redis://[[user]:password@]host:port[/db], got \"%s\"", v);
+        return -1;
+    }
+    c->membership_redis_url = strdup(v);
+    return 0;
+}
+
+/* Keys and channels are built by concatenation, and the Lua scripts split
+ * them on ':' and '|', so a prefix stays printable and free of '|'. */
+static int parse_redis_prefix(struct config *c, const struct setting *s, const char *v, char *why,
+                              size_t n)
+{
+    (void)s;
+    size_t len = strlen(v);
+    for (size_t i = 0; i < len; i++) {
+        if (!isgraph((unsigned char)v[i]) || v[i] == '|') {
+            snprintf(why, n, "expected printable characters without spaces or '|', got \"%s\"", v);
+            return -1;
+        }
+    }
+    if (len > 64) {
+        snprintf(why, n, "at most 64 characters, got %zu", len);
+        return -1;
+    }
+    free(c->redis_prefix);
+    c->redis_prefix = strdup(v);
+    return 0;
+}
+
 static int parse_node_id(struct config *c, const struct setting *s, const char *v, char *why,
                          size_t n)
 {
@@ -202,6 +241,11 @@ static const struct setting settings[] = {
      0, 0},
     {"SIGNAL_REDIS_URL", "redis-url", NULL,
      "redis://[[user]:password@]host:port[/db]; empty = single node", parse_redis, 0, 0, 0},
+    {"SIGNAL_REDIS_PREFIX", "redis-prefix", "signal:",
+     "prefix of every Redis key and channel the cluster uses", parse_redis_prefix, 0, 0, 0},
+    LONG_SETTING("SIGNAL_NODE_TTL_S", "node-ttl-s", "10",
+                 "heartbeat TTL: a node silent this long is presumed dead, and its members leave",
+                 node_ttl_s, 1, 3600),
     {"SIGNAL_NODE_ID", "node-id", NULL,
      "this node's id in logs, metrics and Redis (default: the hostname)", parse_node_id,
      FIELD(node_id), 0, 0},
@@ -222,6 +266,9 @@ static const struct setting settings[] = {
     {"SIGNAL_MEMBERSHIP_KEY", "membership-key", "chat:{room}:members",
      "with redis membership: the set to ask ({room} = room id)", parse_membership_key,
      FIELD(membership_key), 0, 0},
+    {"SIGNAL_MEMBERSHIP_REDIS_URL", "membership-redis-url", NULL,
+     "with redis membership: the Redis to ask, when not SIGNAL_REDIS_URL", parse_membership_redis,
+     0, 0, 0},
     LONG_SETTING("SIGNAL_MAX_MESSAGE_BYTES", "max-message-bytes", "65536", "largest client message",
                  max_message_bytes, 16, 16 * 1024 * 1024),
     LONG_SETTING("SIGNAL_RATE_PER_S", "rate-per-s", "50", "client messages per second", rate_per_s,
@@ -318,8 +365,9 @@ static enum config_result read_flags(const char **values, int argc, char **argv,
 
 static int check_whole(struct config *c, char *err, size_t n)
 {
-    if (c->membership == MEMBERSHIP_REDIS && !c->redis_url) {
-        snprintf(err, n, "SIGNAL_MEMBERSHIP: redis needs SIGNAL_REDIS_URL");
+    if (c->membership == MEMBERSHIP_REDIS && !c->redis_url && !c->membership_redis_url) {
+        snprintf(err, n,
+                 "SIGNAL_MEMBERSHIP: redis needs SIGNAL_REDIS_URL or SIGNAL_MEMBERSHIP_REDIS_URL");
         return -1;
     }
     if (!c->node_id) {
@@ -327,6 +375,11 @@ static int check_whole(struct config *c, char *err, size_t n)
         if (gethostname(host, sizeof(host)) != 0)
             snprintf(host, sizeof(host), "signal-node");
         host[sizeof(host) - 1] = '\0';
+        /* The id is part of Redis keys split on ':'; keep it to the set a
+         * SIGNAL_NODE_ID may use. */
+        for (char *p = host; *p; p++)
+            if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
+                *p = '-';
         c->node_id = strdup(host);
     }
     return 0;
@@ -357,6 +410,9 @@ void config_free(struct config *c)
     free(c->path_prefix);
     free(c->redis_url);
     redis_url_free(&c->redis);
+    free(c->membership_redis_url);
+    redis_url_free(&c->membership_redis);
+    free(c->redis_prefix);
     free(c->node_id);
     free(c->jwt_alg);
     free(c->jwt_secret);

@@ -25,6 +25,8 @@ struct config {
     char *path_prefix; /* "" or "/x[/y]", no trailing slash */
     char *redis_url;   /* NULL = single node, in-process bus */
     struct redis_url redis;
+    char *redis_prefix;
+    long node_ttl_s;
     char *node_id;
     char *jwt_alg;
     char *jwt_secret;
@@ -33,7 +35,9 @@ struct config {
     char *jwt_audience;
     long jwt_leeway_s;
     enum membership_kind membership;
-    char *membership_key; /* contains "{room}" */
+    char *membership_key;       /* contains "{room}" */
+    char *membership_redis_url; /* NULL = SIGNAL_REDIS_URL */
+    struct redis_url membership_redis;
     long max_message_bytes;
     long rate_per_s;
     long rate_burst;

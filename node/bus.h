@@ -1,56 +1,104 @@
-/* The bus carries every validated packet of a room to every node that has
- * members in it, this one included. Above the bus, the code is the same for
- * one node (in-process bus) and for a cluster (Redis bus). */
+/* The bus carries a room's signals and presence to every node that has
+ * members in it. Above the bus the code is the same for one node (in-process
+ * bus) and for a cluster (Redis bus): the relay hands it validated packets and
+ * its own members' joins and leaves, and the bus calls back with what to
+ * deliver and with every change of the room's cluster-wide presence, the
+ * node's own included (applied at once, so local peers never wait on Redis). */
 #ifndef SIGNAL_BUS_H
 #define SIGNAL_BUS_H
 
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "packet.h"
+
+struct room;
+struct stats;
 
 struct bus_msg {
     const char *room;
-    const char *origin_node;
+    const char *origin;   /* the sending node's instance id */
     uint64_t origin_conn; /* that connection does not get its own packet */
     const char *to;       /* account id, or NULL for every member */
     struct packet *packet;
 };
 
-typedef void (*bus_deliver_fn)(void *arg, const struct bus_msg *msg);
+/* What the bus calls; arg is the node. */
+struct bus_handler {
+    void (*deliver)(void *arg, const struct bus_msg *m);
+    /* A room that bus_room_open left pending may take members now. */
+    void (*ready)(void *arg, const char *room);
+    /* A connection is in the room (again: callers ignore a known key). */
+    void (*present)(void *arg, const char *room, const char *key, json_t *account,
+                    const char *joined_at);
+    /* A connection has left the room (unknown keys are ignored). */
+    void (*absent)(void *arg, const char *room, const char *key, const char *account_id);
+    void *arg;
+};
 
 struct bus;
 struct bus_ops {
-    /* Delivers msg to every subscriber of msg->room in the cluster, in publish order. */
-    int (*publish)(struct bus *b, const struct bus_msg *msg);
-    /* While subscribed to a room, this node gets its messages through deliver. */
-    int (*subscribe)(struct bus *b, const char *room);
-    void (*unsubscribe)(struct bus *b, const char *room);
+    /* Delivers to this node's members at once, then to the other nodes'. */
+    int (*publish)(struct bus *b, const struct bus_msg *m);
+    /* The room has its first local member: returns true when its presence
+     * is known and members may join, else handler.ready follows. */
+    bool (*room_open)(struct bus *b, const char *room);
+    /* The room's last local member has gone. */
+    void (*room_close)(struct bus *b, const char *room);
+    void (*join)(struct bus *b, const char *room, const char *key, json_t *account,
+                 const char *joined_at);
+    void (*leave)(struct bus *b, const char *room, const char *key, const char *account_id);
+    /* The node is stopping: say goodbye and close, without waiting. */
+    void (*stop)(struct bus *b);
     void (*free)(struct bus *b);
 };
 
 struct bus {
     const struct bus_ops *ops;
-    bus_deliver_fn deliver;
-    void *deliver_arg;
+    struct bus_handler h;
 };
 
-static inline int bus_publish(struct bus *b, const struct bus_msg *msg)
+static inline int bus_publish(struct bus *b, const struct bus_msg *m)
 {
-    return b->ops->publish(b, msg);
+    return b->ops->publish(b, m);
 }
-static inline int bus_subscribe(struct bus *b, const char *room)
+static inline bool bus_room_open(struct bus *b, const char *room)
 {
-    return b->ops->subscribe(b, room);
+    return b->ops->room_open(b, room);
 }
-static inline void bus_unsubscribe(struct bus *b, const char *room)
+static inline void bus_room_close(struct bus *b, const char *room)
 {
-    b->ops->unsubscribe(b, room);
+    b->ops->room_close(b, room);
+}
+static inline void bus_join(struct bus *b, const char *room, const char *key, json_t *account,
+                            const char *joined_at)
+{
+    b->ops->join(b, room, key, account, joined_at);
+}
+static inline void bus_leave(struct bus *b, const char *room, const char *key,
+                             const char *account_id)
+{
+    b->ops->leave(b, room, key, account_id);
+}
+static inline void bus_stop(struct bus *b)
+{
+    b->ops->stop(b);
 }
 static inline void bus_free(struct bus *b)
 {
     b->ops->free(b);
 }
 
-struct bus *bus_local_new(bus_deliver_fn deliver, void *arg);
+struct bus *bus_local_new(const struct bus_handler *h);
+
+/* The Redis bus needs to read the node's rooms (local members and the
+ * roster) to restore presence after Redis comes back. */
+struct bus *bus_redis_new(struct event_base *base, const struct config *cfg, const char *instance,
+                          struct room **rooms, struct stats *stats, const struct bus_handler *h);
+/* The publishing connection, shared with membership `redis`. */
+struct redis *bus_redis_connection(struct bus *b);
 
 #endif

@@ -1,25 +1,40 @@
 /* The in-process bus of a single node: publishing is delivering, at once and
- * in order. Subscriptions need no bookkeeping here: the deliver callback
- * ignores rooms that have no local members. */
+ * in order, and presence is this node's own. */
 #include <stdlib.h>
 
 #include "bus.h"
 
-static int local_publish(struct bus *b, const struct bus_msg *msg)
+static int local_publish(struct bus *b, const struct bus_msg *m)
 {
-    b->deliver(b->deliver_arg, msg);
+    b->h.deliver(b->h.arg, m);
     return 0;
 }
 
-static int local_subscribe(struct bus *b, const char *room)
+static bool local_room_open(struct bus *b, const char *room)
 {
     (void)b, (void)room;
-    return 0;
+    return true;
 }
 
-static void local_unsubscribe(struct bus *b, const char *room)
+static void local_room_close(struct bus *b, const char *room)
 {
     (void)b, (void)room;
+}
+
+static void local_join(struct bus *b, const char *room, const char *key, json_t *account,
+                       const char *joined_at)
+{
+    b->h.present(b->h.arg, room, key, account, joined_at);
+}
+
+static void local_leave(struct bus *b, const char *room, const char *key, const char *account_id)
+{
+    b->h.absent(b->h.arg, room, key, account_id);
+}
+
+static void local_stop(struct bus *b)
+{
+    (void)b;
 }
 
 static void local_free(struct bus *b)
@@ -27,16 +42,16 @@ static void local_free(struct bus *b)
     free(b);
 }
 
-static const struct bus_ops local_ops = {local_publish, local_subscribe, local_unsubscribe,
+static const struct bus_ops local_ops = {local_publish, local_room_open, local_room_close,
+                                         local_join,    local_leave,     local_stop,
                                          local_free};
 
-struct bus *bus_local_new(bus_deliver_fn deliver, void *arg)
+struct bus *bus_local_new(const struct bus_handler *h)
 {
     struct bus *b = calloc(1, sizeof(*b));
     if (!b)
         return NULL;
     b->ops = &local_ops;
-    b->deliver = deliver;
-    b->deliver_arg = arg;
+    b->h = *h;
     return b;
 }

@@ -17,7 +17,7 @@ struct conn *conn_new(struct node *n, struct identity *ident, const char *room_i
         return NULL;
     c->node = n;
     c->id = ++n->next_conn_id;
-    snprintf(c->key, sizeof(c->key), "%s:%llu", n->cfg.node_id, (unsigned long long)c->id);
+    snprintf(c->key, sizeof(c->key), "%s:%llu", n->instance, (unsigned long long)c->id);
     snprintf(c->room_id, sizeof(c->room_id), "%s", room_id);
     c->ident = *ident;
     memset(ident, 0, sizeof(*ident));

@@ -29,9 +29,10 @@ struct conn {
     struct node *node;
     struct lws *wsi;
     uint64_t id;
-    char key[160]; /* "<node id>:<conn id>", unique in the cluster */
+    char key[160]; /* "<instance>:<conn id>", unique in the cluster */
     char room_id[PROTOCOL_GUID_LEN + 1];
-    struct room *room; /* set while joined */
+    struct room *room; /* set while joined or waiting to */
+    bool waiting;      /* for the room's presence, before the welcome */
     struct identity ident;
     char joined_at[PROTOCOL_TIMESTAMP_LEN];
     enum conn_state state;

@@ -1,5 +1,6 @@
 /* signal-node: start-up, the one event loop, and a clean stop. */
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,8 +43,9 @@ static void stop_loop(struct node *n)
     event_del(n->sig_int);
     if (n->drain_timer)
         event_del(n->drain_timer);
-    redis_free(membership_redis);
-    membership_redis = NULL;
+    /* Leaves and goodbyes already written still reach Redis. */
+    bus_stop(n->bus);
+    redis_close(membership_redis);
 }
 
 static void on_drained(evutil_socket_t fd, short what, void *arg)
@@ -112,14 +114,44 @@ static void raise_fd_limit(const struct config *cfg)
                  (unsigned long long)rl.rlim_cur, cfg->max_connections);
 }
 
+static int make_instance(struct node *n)
+{
+    unsigned char boot[4];
+    if (getrandom(boot, sizeof(boot), 0) != sizeof(boot))
+        return -1;
+    snprintf(n->instance, sizeof(n->instance), "%s:%02x%02x%02x%02x", n->cfg.node_id, boot[0],
+             boot[1], boot[2], boot[3]);
+    return 0;
+}
+
+static int setup_bus(struct node *n)
+{
+    const struct bus_handler h = {relay_deliver, relay_room_ready, relay_present, relay_absent, n};
+    if (n->cfg.redis_url)
+        n->bus = bus_redis_new(n->base, &n->cfg, n->instance, &n->rooms, &n->stats, &h);
+    else
+        n->bus = bus_local_new(&h);
+    return n->bus ? 0 : -1;
+}
+
+/* Membership `redis` asks on the bus's connection, unless it has its own
+ * Redis. */
 static int setup_membership(struct node *n)
 {
     if (n->cfg.membership == MEMBERSHIP_TOKEN) {
         n->membership = membership_token_new();
-    } else {
-        membership_redis = redis_new(n->base, &n->cfg.redis, "membership", NULL, NULL);
-        n->membership = membership_redis_new(n->base, membership_redis, n->cfg.membership_key);
+        return n->membership ? 0 : -1;
     }
+    struct redis *r;
+    if (n->cfg.membership_redis_url) {
+        membership_redis = redis_new(n->base, &n->cfg.membership_redis, "membership", NULL, NULL);
+        r = membership_redis;
+    } else if (n->cfg.redis_url) {
+        r = bus_redis_connection(n->bus);
+    } else {
+        return -1; /* config_load refuses this */
+    }
+    n->membership = membership_redis_new(n->base, r, n->cfg.membership_key);
     return n->membership ? 0 : -1;
 }
 
@@ -157,8 +189,7 @@ static int start(struct node *n, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(&n->cfg);
     n->base = event_base_new();
-    n->bus = bus_local_new(relay_deliver, n);
-    if (!n->base || !n->bus || setup_membership(n) < 0)
+    if (!n->base || make_instance(n) < 0 || setup_bus(n) < 0 || setup_membership(n) < 0)
         return 1;
     if (server_start(n, err, sizeof(err)) < 0) {
         fprintf(stderr, "signal-node: %s\n", err);
@@ -168,13 +199,11 @@ static int start(struct node *n, int argc, char **argv)
     n->sig_int = evsignal_new(n->base, SIGINT, on_signal, n);
     evsignal_add(n->sig_term, NULL);
     evsignal_add(n->sig_int, NULL);
-    log_info("listening on %s:%d%s/chat/realtime/{chatId} (jwt %s, membership %s, bus %s)",
+    log_info("listening on %s:%d%s/chat/realtime/{chatId} (instance %s, jwt %s, membership %s, "
+             "bus %s)",
              n->cfg.listen_host ? n->cfg.listen_host : "*", n->cfg.listen_port, n->cfg.path_prefix,
-             n->cfg.jwt_alg, n->cfg.membership == MEMBERSHIP_TOKEN ? "token" : "redis",
-             "in-process");
-    if (n->cfg.redis_url && n->cfg.membership != MEMBERSHIP_REDIS)
-        log_warn("SIGNAL_REDIS_URL is set, but rooms do not span nodes yet: this node relays "
-                 "on its in-process bus");
+             n->instance, n->cfg.jwt_alg, n->cfg.membership == MEMBERSHIP_TOKEN ? "token" : "redis",
+             n->cfg.redis_url ? "redis" : "in-process");
     if (n->cfg.dev && dev_print_urls(&n->cfg) < 0)
         return 1;
     event_base_dispatch(n->base);
@@ -188,11 +217,12 @@ int main(int argc, char **argv)
     int rc = start(&n, argc, argv);
     if (n.lws)
         lws_context_destroy(n.lws);
+    /* The Redis connections go first: their callbacks still due run now. */
     redis_free(membership_redis);
-    if (n.membership)
-        n.membership->ops->free(n.membership);
     if (n.bus)
         bus_free(n.bus);
+    if (n.membership)
+        n.membership->ops->free(n.membership);
     if (n.sig_term)
         event_free(n.sig_term);
     if (n.sig_int)

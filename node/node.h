@@ -26,10 +26,16 @@ struct stats {
     uint64_t closed_rate;
     uint64_t closed_too_big;
     uint64_t rejected_http;
+    uint64_t bus_published; /* signals sent to Redis */
+    uint64_t bus_received;  /* signals from other nodes */
+    uint64_t bus_dropped;   /* signals not sent to Redis: it was away or too far behind */
 };
 
 struct node {
     struct config cfg;
+    /* "<node id>:<boot id>": tells this process apart from an earlier one
+     * under the same id, in connection keys and on the bus. */
+    char instance[144]; /* node id (<= 128) + ":" + 8 hex digits */
     struct auth *auth;
     struct event_base *base;
     struct lws_context *lws;

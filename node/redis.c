@@ -10,7 +10,10 @@
 
 #define CONNECT_TIMEOUT_MS 2000
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+/* With up to 50 % jitter a node retries at least every 3 s, so the cluster is
+ * whole again within about 5 s of Redis coming back. */
+#define BACKOFF_MAX_MS 2000
+#define CLOSE_TIMEOUT_MS 1000
 
 static char last_step; /* privdata of the handshake's final command */
 
@@ -19,10 +22,10 @@ struct redis {
     struct redis_url url;
     char *name;
     redisAsyncContext *ac;
-    bool connected, ready, was_up, freeing;
+    bool connected, ready, was_up, freeing, closing;
     const char *drop_reason; /* why we dropped the connection ourselves */
     int backoff_ms;
-    struct event *retry, *connect_timeout;
+    struct event *retry, *connect_timeout, *close_timeout;
     redis_state_fn on_state;
     void *arg;
 };
@@ -35,7 +38,7 @@ static void set_timer(struct event *ev, int ms)
 
 static void schedule_retry(struct redis *r)
 {
-    if (r->freeing)
+    if (r->freeing || r->closing)
         return;
     int jitter = rand() % (r->backoff_ms / 2 + 1);
     set_timer(r->retry, r->backoff_ms + jitter);
@@ -60,7 +63,7 @@ static void went_down(struct redis *r, const char *why)
 static void on_handshake(redisAsyncContext *ac, void *reply_, void *last)
 {
     struct redis *r = ac->data;
-    if (r->freeing)
+    if (r->freeing || r->closing)
         return;
     redisReply *reply = reply_;
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
@@ -114,8 +117,10 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     struct redis *r = ac->data;
     r->ac = NULL; /* hiredis frees it after this callback */
     r->connected = false;
+    r->ready = false;
     evtimer_del(r->connect_timeout);
-    if (r->freeing)
+    evtimer_del(r->close_timeout);
+    if (r->freeing || r->closing)
         return;
     const char *why = r->drop_reason ? r->drop_reason : status == REDIS_OK ? "closed" : ac->errstr;
     r->drop_reason = NULL;
@@ -164,6 +169,34 @@ static void start_connect(struct redis *r)
     set_timer(r->connect_timeout, CONNECT_TIMEOUT_MS);
 }
 
+static void on_close_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct redis *r = arg;
+    if (r->ac)
+        redisAsyncFree(r->ac); /* pending callbacks get NULL; on_disconnect runs */
+}
+
+void redis_close(struct redis *r)
+{
+    if (!r || r->closing)
+        return;
+    r->closing = true;
+    r->ready = false;
+    evtimer_del(r->retry);
+    evtimer_del(r->connect_timeout);
+    if (!r->ac)
+        return;
+    if (!r->connected) {
+        redisAsyncContext *ac = r->ac;
+        r->ac = NULL;
+        redisAsyncFree(ac);
+        return;
+    }
+    redisAsyncDisconnect(r->ac); /* after the replies still due */
+    set_timer(r->close_timeout, CLOSE_TIMEOUT_MS);
+}
+
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -188,6 +221,7 @@ struct redis *redis_new(struct event_base *base, const struct redis_url *url, co
     r->backoff_ms = BACKOFF_MIN_MS;
     r->retry = evtimer_new(base, on_retry, r);
     r->connect_timeout = evtimer_new(base, on_connect_timeout, r);
+    r->close_timeout = evtimer_new(base, on_close_timeout, r);
     start_connect(r);
     return r;
 }
@@ -201,6 +235,7 @@ void redis_free(struct redis *r)
         redisAsyncFree(r->ac);
     event_free(r->retry);
     event_free(r->connect_timeout);
+    event_free(r->close_timeout);
     redis_url_free(&r->url);
     free(r->name);
     free(r);
@@ -220,4 +255,17 @@ int redis_command(struct redis *r, redisCallbackFn *fn, void *privdata, const ch
     int rc = redisvAsyncCommand(r->ac, fn, privdata, fmt, ap);
     va_end(ap);
     return rc == REDIS_OK ? 0 : -1;
+}
+
+int redis_formatted(struct redis *r, redisCallbackFn *fn, void *privdata, const char *cmd,
+                    size_t len)
+{
+    if (!r->ready || !r->ac)
+        return -1;
+    return redisAsyncFormattedCommand(r->ac, fn, privdata, cmd, len) == REDIS_OK ? 0 : -1;
+}
+
+size_t redis_unsent_bytes(const struct redis *r)
+{
+    return r->ac ? sdslen(r->ac->c.obuf) : 0;
 }

@@ -23,6 +23,15 @@ bool redis_ready(const struct redis *r);
  * NULL reply if the connection is lost first. Returns -1 when not ready. */
 int redis_command(struct redis *r, redisCallbackFn *fn, void *privdata, const char *fmt, ...);
 
+/* The same with a command already in Redis protocol (RESP) form. */
+int redis_formatted(struct redis *r, redisCallbackFn *fn, void *privdata, const char *cmd,
+                    size_t len);
+/* Bytes written to the connection but not yet sent to Redis. */
+size_t redis_unsent_bytes(const struct redis *r);
+/* Stops reconnecting and closes once the replies still due have arrived (at
+ * most 1 s); redis_free is still needed after that. */
+void redis_close(struct redis *r);
+
 /* Drops a connection that stopped answering (callbacks get NULL replies) and
  * reconnects with the usual backoff. */
 void redis_drop(struct redis *r, const char *why);

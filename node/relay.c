@@ -21,45 +21,109 @@ static void publish(struct conn *origin, struct room *r, const char *to, json_t 
     json_decref(packet);
     if (!p)
         return;
-    struct bus_msg m = {r->id, n->cfg.node_id, origin->id, to, p};
+    struct bus_msg m = {r->id, n->instance, origin->id, to, p};
     if (bus_publish(n->bus, &m) < 0)
-        log_warn("room %s: publish failed", r->id);
+        log_debug("room %s: not published to the other nodes", r->id);
     packet_unref(p);
 }
 
-static json_t *user_event(const char *type, json_t *account)
+/* user-joined / user-left, to every local member of another account. */
+static void announce(struct room *r, const char *type, json_t *account)
 {
+    const char *id = json_string_value(json_object_get(account, "id"));
     json_t *data = json_object();
-    json_t *packet = protocol_signal(type, data, NULL,
-                                     json_string_value(json_object_get(account, "id")), account);
+    json_t *j = protocol_signal(type, data, NULL, id, account);
     json_decref(data);
-    return packet;
+    struct packet *p = packet_from_json(j);
+    json_decref(j);
+    if (!p)
+        return;
+    for (struct conn *c = r->members; c; c = c->room_next)
+        if (strcmp(c->ident.account_id, id) != 0)
+            conn_send(c, p);
+    packet_unref(p);
+}
+
+static void release_if_empty(struct node *n, struct room *r)
+{
+    if (r->n_members || r->waiting)
+        return;
+    bus_room_close(n->bus, r->id);
+    room_release(&n->rooms, r);
+}
+
+static void enter(struct conn *c, struct room *r)
+{
+    struct node *n = c->node;
+    protocol_timestamp(node_now_ms(), c->joined_at);
+    json_t *participants = roster_participants(r, c->ident.account_id);
+    conn_send_json(c, protocol_welcome(c->ident.account_id, r->id, c->joined_at, participants));
+    json_decref(participants);
+    if (c->state == CONN_CLOSING) /* the welcome could not be queued (out of memory) */
+        return;
+    room_add_member(r, c);
+    c->room = r;
+    c->state = CONN_JOINED;
+    bus_join(n->bus, r->id, c->key, c->ident.account, c->joined_at);
+    log_debug("conn %s: %s joined room %s", c->key, c->ident.account_id, r->id);
 }
 
 static void join(struct conn *c)
 {
     struct node *n = c->node;
-    struct room *r = room_open(&n->rooms, c->room_id);
-    if (!r->n_members && bus_subscribe(n->bus, r->id) < 0) {
-        room_release(&n->rooms, r);
-        conn_close(c, 1013, "Try again later");
+    struct room *r = room_find(n->rooms, c->room_id);
+    if (!r) {
+        r = room_open(&n->rooms, c->room_id);
+        r->ready = bus_room_open(n->bus, r->id);
+    }
+    if (r->ready) {
+        enter(c, r);
+        release_if_empty(n, r);
         return;
     }
-    protocol_timestamp(node_now_ms(), c->joined_at);
-    json_t *participants = roster_participants(r, c->ident.account_id);
-    conn_send_json(c, protocol_welcome(c->ident.account_id, r->id, c->joined_at, participants));
-    json_decref(participants);
-    if (c->state == CONN_CLOSING) { /* the welcome could not be queued (out of memory) */
-        room_release(&n->rooms, r);
-        return;
-    }
-
-    room_add_member(r, c);
+    /* Nothing is read from the client until its welcome is out. */
+    lws_rx_flow_control(c->wsi, 0);
+    room_add_waiting(r, c);
     c->room = r;
-    c->state = CONN_JOINED;
-    if (roster_add(r, c->key, c->ident.account, c->joined_at))
-        publish(c, r, NULL, user_event("user-joined", c->ident.account));
-    log_debug("conn %s: %s joined room %s", c->key, c->ident.account_id, r->id);
+    c->waiting = true;
+}
+
+void relay_room_ready(void *node, const char *room)
+{
+    struct node *n = node;
+    struct room *r = room_find(n->rooms, room);
+    if (!r || r->ready)
+        return;
+    r->ready = true;
+    while (r->waiting) {
+        struct conn *c = r->waiting;
+        room_remove_waiting(r, c);
+        c->waiting = false;
+        c->room = NULL;
+        lws_rx_flow_control(c->wsi, 1);
+        enter(c, r);
+    }
+    release_if_empty(n, r);
+}
+
+void relay_present(void *node, const char *room, const char *key, json_t *account,
+                   const char *joined_at)
+{
+    struct node *n = node;
+    struct room *r = room_find(n->rooms, room);
+    if (r && roster_add(r, key, account, joined_at) == ROSTER_FIRST)
+        announce(r, "user-joined", account);
+}
+
+void relay_absent(void *node, const char *room, const char *key, const char *account_id)
+{
+    struct node *n = node;
+    struct room *r = room_find(n->rooms, room);
+    json_t *account = r ? roster_remove(r, key, account_id) : NULL;
+    if (account) {
+        announce(r, "user-left", account);
+        json_decref(account);
+    }
 }
 
 static void on_membership(void *arg, enum membership_answer a)
@@ -101,17 +165,15 @@ void relay_leave(struct conn *c)
     struct room *r = c->room;
     if (!r)
         return;
-    room_remove_member(r, c);
     c->room = NULL;
-    json_t *account = roster_remove(r, c->key, c->ident.account_id);
-    if (account) {
-        publish(c, r, NULL, user_event("user-left", account));
-        json_decref(account);
+    if (c->waiting) {
+        room_remove_waiting(r, c);
+        c->waiting = false;
+    } else {
+        room_remove_member(r, c);
+        bus_leave(n->bus, r->id, c->key, c->ident.account_id);
     }
-    if (!r->n_members) {
-        bus_unsubscribe(n->bus, r->id);
-        room_release(&n->rooms, r);
-    }
+    release_if_empty(n, r);
 }
 
 static bool rate_ok(struct conn *c, size_t len)
@@ -167,7 +229,7 @@ void relay_deliver(void *node, const struct bus_msg *m)
     struct room *r = room_find(n->rooms, m->room);
     if (!r)
         return;
-    bool from_here = strcmp(m->origin_node, n->cfg.node_id) == 0;
+    bool from_here = strcmp(m->origin, n->instance) == 0;
     for (struct conn *c = r->members; c; c = c->room_next) {
         if (from_here && c->id == m->origin_conn)
             continue;

@@ -37,7 +37,7 @@ static void roster_entry_free(struct roster_entry *e)
 
 bool room_release(struct room **rooms, struct room *r)
 {
-    if (r->n_members)
+    if (r->n_members || r->waiting)
         return false;
     struct roster_entry *e, *tmp;
     HASH_ITER(hh, r->roster, e, tmp)
@@ -50,33 +50,59 @@ bool room_release(struct room **rooms, struct room *r)
     return true;
 }
 
-void room_add_member(struct room *r, struct conn *c)
+static void list_add(struct conn **head, struct conn *c)
 {
     c->room_prev = NULL;
-    c->room_next = r->members;
-    if (r->members)
-        r->members->room_prev = c;
-    r->members = c;
+    c->room_next = *head;
+    if (*head)
+        (*head)->room_prev = c;
+    *head = c;
+}
+
+static void list_remove(struct conn **head, struct conn *c)
+{
+    if (c->room_prev)
+        c->room_prev->room_next = c->room_next;
+    else
+        *head = c->room_next;
+    if (c->room_next)
+        c->room_next->room_prev = c->room_prev;
+    c->room_prev = c->room_next = NULL;
+}
+
+void room_add_member(struct room *r, struct conn *c)
+{
+    list_add(&r->members, c);
     r->n_members++;
 }
 
 void room_remove_member(struct room *r, struct conn *c)
 {
-    if (c->room_prev)
-        c->room_prev->room_next = c->room_next;
-    else
-        r->members = c->room_next;
-    if (c->room_next)
-        c->room_next->room_prev = c->room_prev;
-    c->room_prev = c->room_next = NULL;
+    list_remove(&r->members, c);
     r->n_members--;
 }
 
-bool roster_add(struct room *r, const char *key, json_t *account, const char *joined_at)
+void room_add_waiting(struct room *r, struct conn *c)
+{
+    list_add(&r->waiting, c);
+}
+
+void room_remove_waiting(struct room *r, struct conn *c)
+{
+    list_remove(&r->waiting, c);
+}
+
+enum roster_change roster_add(struct room *r, const char *key, json_t *account,
+                              const char *joined_at)
 {
     const char *id = json_string_value(json_object_get(account, "id"));
+    if (!id)
+        return ROSTER_KNOWN;
     struct roster_entry *e;
     HASH_FIND_STR(r->roster, id, e);
+    for (size_t i = 0; e && i < e->n_conns; i++)
+        if (!strcmp(e->conns[i].key, key))
+            return ROSTER_KNOWN;
     bool first = !e;
     if (first) {
         e = xcalloc(1, sizeof(*e));
@@ -91,7 +117,7 @@ bool roster_add(struct room *r, const char *key, json_t *account, const char *jo
     struct roster_conn *rc = &e->conns[e->n_conns++];
     rc->key = xstrdup(key);
     snprintf(rc->joined_at, sizeof(rc->joined_at), "%s", joined_at);
-    return first;
+    return first ? ROSTER_FIRST : ROSTER_ADDED;
 }
 
 json_t *roster_remove(struct room *r, const char *key, const char *account_id)

@@ -31,19 +31,29 @@ struct room {
     char id[PROTOCOL_GUID_LEN + 1];
     struct conn *members; /* local, joined; linked through conn->room_next */
     size_t n_members;
+    /* Until the bus knows the room's presence, joining connections wait
+     * here (linked the same way), so that their welcome is complete. */
+    bool ready;
+    struct conn *waiting;
     struct roster_entry *roster;
     UT_hash_handle hh;
 };
 
 struct room *room_find(struct room *rooms, const char *id);
 struct room *room_open(struct room **rooms, const char *id);
-/* Frees the room once it has no local member; returns true when it did. */
+/* Frees the room once it has no local member, joined or waiting; returns
+ * true when it did. */
 bool room_release(struct room **rooms, struct room *r);
 void room_add_member(struct room *r, struct conn *c);
 void room_remove_member(struct room *r, struct conn *c);
+void room_add_waiting(struct room *r, struct conn *c);
+void room_remove_waiting(struct room *r, struct conn *c);
 
-/* Returns true when this is the account's first connection in the room. */
-bool roster_add(struct room *r, const char *key, json_t *account, const char *joined_at);
+enum roster_change { ROSTER_KNOWN, ROSTER_ADDED, ROSTER_FIRST };
+/* ROSTER_FIRST when this is the account's first connection in the room;
+ * ROSTER_KNOWN (and nothing changes) when key is there already. */
+enum roster_change roster_add(struct room *r, const char *key, json_t *account,
+                              const char *joined_at);
 /* Returns the account (a new reference) when key was its last connection. */
 json_t *roster_remove(struct room *r, const char *key, const char *account_id);
 bool roster_has(const struct room *r, const char *account_id);

@@ -1,0 +1,91 @@
+/* The Lua scripts of the Redis bus. Each runs atomically in Redis, so that a
+ * presence change, its version and its event are one step: no reader ever
+ * sees one without the other. Layout (P = SIGNAL_REDIS_PREFIX):
+ *   P presence:<room>   hash: connection key -> {"account":..,"joinedAt":..}
+ *   P rooms:<instance>  hash: room -> this instance's entries there
+ *   P node:<node id>    the live instance's boot id, with a TTL
+ *   P nodes             set of instances that may have presence
+ *   P seq               version of the last presence change, cluster-wide
+ *   P room:<room>       the room's channel
+ * A connection key is "<node id>:<boot>:<seq>", an instance "<node id>:<boot>". */
+#ifndef SIGNAL_BUS_LUA_H
+#define SIGNAL_BUS_LUA_H
+
+/* KEYS: presence, rooms, seq, channel. ARGV: key, value, instance, room. */
+static const char lua_join[] =
+    "if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 1 then\n"
+    "  redis.call('HINCRBY', KEYS[2], ARGV[4], 1)\n"
+    "end\n"
+    "local v = redis.call('INCR', KEYS[3])\n"
+    "redis.call('PUBLISH', KEYS[4], 'J|' .. v .. '|' .. ARGV[3] .. '|' .. ARGV[1] .. '|' .. "
+    "ARGV[2])\n"
+    "return v\n";
+
+/* KEYS: presence, rooms, seq, channel. ARGV: key, account id, instance, room. */
+static const char lua_leave[] =
+    "if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end\n"
+    "if redis.call('HINCRBY', KEYS[2], ARGV[4], -1) <= 0 then\n"
+    "  redis.call('HDEL', KEYS[2], ARGV[4])\n"
+    "end\n"
+    "local v = redis.call('INCR', KEYS[3])\n"
+    "redis.call('PUBLISH', KEYS[4], 'L|' .. v .. '|' .. ARGV[3] .. '|' .. ARGV[1] .. '|' .. "
+    "ARGV[2])\n"
+    "return v\n";
+
+/* KEYS: presence, seq. ARGV: prefix. Returns {version, entries, live instances}. */
+static const char lua_load[] =
+    "local entries = redis.call('HGETALL', KEYS[1])\n"
+    "local alive, seen = {}, {}\n"
+    "for i = 1, #entries, 2 do\n"
+    "  local node, boot = string.match(entries[i], '^(.*):([^:]*):[^:]*$')\n"
+    "  if node and not seen[node .. ':' .. boot] then\n"
+    "    seen[node .. ':' .. boot] = true\n"
+    "    if redis.call('GET', ARGV[1] .. 'node:' .. node) == boot then\n"
+    "      alive[#alive + 1] = node .. ':' .. boot\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return {tonumber(redis.call('GET', KEYS[2]) or '0'), entries, alive}\n";
+
+/* KEYS: nodes, seq. ARGV: prefix. Forgets every instance whose heartbeat is
+ * gone or belongs to a newer boot, removing its presence with a leave event
+ * each; returns the live instances. */
+static const char lua_sweep[] =
+    "local alive = {}\n"
+    "for _, inst in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "  local node, boot = string.match(inst, '^(.*):([^:]*)$')\n"
+    "  if node and redis.call('GET', ARGV[1] .. 'node:' .. node) == boot then\n"
+    "    alive[#alive + 1] = inst\n"
+    "  else\n"
+    "    local rooms_key = ARGV[1] .. 'rooms:' .. inst\n"
+    "    local mine = inst .. ':'\n"
+    "    for _, room in ipairs(redis.call('HKEYS', rooms_key)) do\n"
+    "      local pkey = ARGV[1] .. 'presence:' .. room\n"
+    "      local entries = redis.call('HGETALL', pkey)\n"
+    "      for i = 1, #entries, 2 do\n"
+    "        local key = entries[i]\n"
+    "        if string.sub(key, 1, #mine) == mine then\n"
+    "          redis.call('HDEL', pkey, key)\n"
+    "          local ok, value = pcall(cjson.decode, entries[i + 1])\n"
+    "          local id = ''\n"
+    "          if ok and type(value) == 'table' and type(value.account) == 'table'\n"
+    "             and type(value.account.id) == 'string' then id = value.account.id end\n"
+    "          local v = redis.call('INCR', KEYS[2])\n"
+    "          redis.call('PUBLISH', ARGV[1] .. 'room:' .. room,\n"
+    "                     'L|' .. v .. '|sweep|' .. key .. '|' .. id)\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('DEL', rooms_key)\n"
+    "    redis.call('SREM', KEYS[1], inst)\n"
+    "  end\n"
+    "end\n"
+    "return alive\n";
+
+/* KEYS: heartbeat. ARGV: boot id. The next sweep, on any node, forgets the
+ * instance and whatever presence it may have left. */
+static const char lua_goodbye[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
+    "return 0\n";
+
+#endif
