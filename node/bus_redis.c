@@ -19,6 +19,7 @@
 #include "xalloc.h"
 
 #define OPEN_TIMEOUT_MS 3000
+#define STUCK_MS 5000 /* no answer to a sweep for this long: reconnect */
 /* Beyond this much unsent to Redis, signals are dropped rather than queued
  * without bound behind a Redis that cannot keep up. */
 #define MAX_UNSENT_BYTES (64u << 20)
@@ -74,6 +75,8 @@ struct bus_redis {
     struct retract *pending;
     struct event *beat;
     int64_t pub_up_since; /* monotonic ms; 0 while down */
+    uint64_t next_gen;    /* one sequence for every sub, so a load outlives no sub */
+    int64_t sweep_sent;   /* monotonic ms; 0 when no sweep's answer is due */
     bool stopping;
 };
 
@@ -114,7 +117,7 @@ static void sub_reset(struct sub *s)
 {
     s->synced = false;
     s->loading = false;
-    s->gen++;
+    s->gen = ++s->b->next_gen;
     backlog_clear(s);
 }
 
@@ -586,9 +589,17 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
     struct bus_redis *b = arg;
     if (!redis_ready(b->pub) || b->stopping)
         return;
+    if (b->sweep_sent) {
+        /* Seconds without an answer: this Redis is stuck, and a new
+         * connection is likelier to work than waiting on this one. */
+        if (node_mono_ms() - b->sweep_sent >= STUCK_MS)
+            redis_drop(b->pub, "no answer");
+        return;
+    }
     send_heartbeat(b);
-    redis_command(b->pub, on_swept, b, "EVAL %s 2 %s %s %s", lua_sweep, b->k_nodes, b->k_seq,
-                  b->cfg->redis_prefix);
+    if (redis_command(b->pub, on_swept, b, "EVAL %s 2 %s %s %s", lua_sweep, b->k_nodes, b->k_seq,
+                      b->cfg->redis_prefix) == 0)
+        b->sweep_sent = node_mono_ms();
 }
 
 static void on_pub_state(void *arg, bool up)
@@ -643,6 +654,7 @@ static void on_swept(redisAsyncContext *ac, void *reply_, void *privdata)
     (void)ac;
     struct bus_redis *b = privdata;
     redisReply *reply = reply_;
+    b->sweep_sent = 0;
     if (!reply)
         return;
     if (reply->type != REDIS_REPLY_ARRAY) {
@@ -702,6 +714,7 @@ static bool rb_room_open(struct bus *bus, const char *room)
         s->b = b;
         snprintf(s->room, sizeof(s->room), "%s", room);
         s->channel = key_of(b, "room:", room);
+        s->gen = ++b->next_gen;
         s->backlog_tail = &s->backlog;
         s->open_timer = evtimer_new(b->evb, on_open_timeout, s);
         HASH_ADD_STR(b->subs, room, s);

@@ -49,7 +49,41 @@ Test(config, defaults)
     cr_assert_eq(c.drain_s, 20);
     cr_assert_eq(c.ping_s, 25);
     cr_assert_not(c.dev);
+    cr_assert_str_eq(c.redis_prefix, "signal:");
+    cr_assert_eq(c.node_ttl_s, 10);
+    cr_assert_null(c.membership_redis_url);
     config_free(&c);
+}
+
+Test(config, cluster_settings)
+{
+    struct config c;
+    setenv("SIGNAL_REDIS_PREFIX", "chat-7:", 1);
+    setenv("SIGNAL_MEMBERSHIP", "redis", 1);
+    setenv("SIGNAL_MEMBERSHIP_REDIS_URL", "redis://:pw@10.0.0.9:6400/3", 1);
+    char *argv[] = {"signal-node", "--node-ttl-s", "4"};
+    cr_assert_eq(load(&c, 3, argv), CONFIG_OK, "%s", err);
+    cr_assert_str_eq(c.redis_prefix, "chat-7:");
+    cr_assert_eq(c.node_ttl_s, 4);
+    cr_assert_null(c.redis_url, "membership has its own Redis; the bus stays in-process");
+    cr_assert_str_eq(c.membership_redis.host, "10.0.0.9");
+    cr_assert_eq(c.membership_redis.port, 6400);
+    cr_assert_str_eq(c.membership_redis.password, "pw");
+    cr_assert_eq(c.membership_redis.db, 3);
+    config_free(&c);
+    unsetenv("SIGNAL_REDIS_PREFIX");
+    unsetenv("SIGNAL_MEMBERSHIP");
+    unsetenv("SIGNAL_MEMBERSHIP_REDIS_URL");
+}
+
+Test(config, cluster_errors)
+{
+    expect_error("SIGNAL_REDIS_PREFIX", "a|b", "SIGNAL_REDIS_PREFIX");
+    expect_error("SIGNAL_REDIS_PREFIX", "has space", "SIGNAL_REDIS_PREFIX");
+    expect_error("SIGNAL_NODE_TTL_S", "0", "SIGNAL_NODE_TTL_S");
+    expect_error("SIGNAL_MEMBERSHIP_REDIS_URL", "http://x", "SIGNAL_MEMBERSHIP_REDIS_URL");
+    expect_error("SIGNAL_NODE_ID", "a:b", "SIGNAL_NODE_ID");
+    expect_error("SIGNAL_MEMBERSHIP", "redis", "SIGNAL_MEMBERSHIP_REDIS_URL");
 }
 
 Test(config, env_then_flags_win)
