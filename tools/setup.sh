@@ -23,7 +23,7 @@ STAMP="$LWS_VERSION ${LWS_FLAGS[*]} $(cat "${PATCHES[@]}" | sha256sum | cut -c1-
 
 PACKAGES=(build-essential cmake pkg-config dpkg-dev libssl-dev zlib1g-dev libcap-dev
   libevent-dev libhiredis-dev libjansson-dev libjwt-dev libcriterion-dev
-  uthash-dev redis-server python3 python3-pytest openssl)
+  uthash-dev redis-server python3 python3-pytest openssl haproxy)
 
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
