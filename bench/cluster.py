@@ -191,7 +191,9 @@ def main():
             stop(n)
         nodes = []
         took = sigkill(args.token_bin, command, redis, args.ttl, args.kill_runs)
-        if took:
+        if not args.kill_runs:
+            pass
+        elif took:
             print(f"SIGKILL of a node -> user-left at the other (TTL {args.ttl} s, "
                   f"{len(took)} runs): median {statistics.median(took):.1f} s, "
                   f"max {max(took):.1f} s")

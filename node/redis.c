@@ -10,9 +10,10 @@
 
 #define CONNECT_TIMEOUT_MS 2000
 #define BACKOFF_MIN_MS 100
-/* With up to 50 % jitter a node retries at least every 3 s, so the cluster is
- * whole again within about 5 s of Redis coming back. */
-#define BACKOFF_MAX_MS 2000
+/* With up to 50 % jitter a node retries at least every 1.5 s, so the cluster
+ * is whole again about 1.5 s after Redis comes back; a connection attempt a
+ * second per node is nothing to a Redis that is starting. */
+#define BACKOFF_MAX_MS 1000
 #define CLOSE_TIMEOUT_MS 1000
 
 static char last_step; /* privdata of the handshake's final command */
