@@ -98,7 +98,5 @@ struct bus *bus_local_new(const struct bus_handler *h);
  * roster) to restore presence after Redis comes back. */
 struct bus *bus_redis_new(struct event_base *base, const struct config *cfg, const char *instance,
                           struct room **rooms, struct stats *stats, const struct bus_handler *h);
-/* The publishing connection, shared with membership `redis`. */
-struct redis *bus_redis_connection(struct bus *b);
 
 #endif

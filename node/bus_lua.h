@@ -32,20 +32,18 @@ static const char lua_leave[] =
     "ARGV[2])\n"
     "return v\n";
 
-/* KEYS: presence, seq. ARGV: prefix. Returns {version, entries, live instances}. */
+/* KEYS: presence, seq, nodes. ARGV: prefix. Returns {version, entries, live
+ * instances}: every live one, so that a node can tell a connection that left
+ * while it was not listening from one whose node may be reconnecting. */
 static const char lua_load[] =
-    "local entries = redis.call('HGETALL', KEYS[1])\n"
-    "local alive, seen = {}, {}\n"
-    "for i = 1, #entries, 2 do\n"
-    "  local node, boot = string.match(entries[i], '^(.*):([^:]*):[^:]*$')\n"
-    "  if node and not seen[node .. ':' .. boot] then\n"
-    "    seen[node .. ':' .. boot] = true\n"
-    "    if redis.call('GET', ARGV[1] .. 'node:' .. node) == boot then\n"
-    "      alive[#alive + 1] = node .. ':' .. boot\n"
-    "    end\n"
+    "local alive = {}\n"
+    "for _, inst in ipairs(redis.call('SMEMBERS', KEYS[3])) do\n"
+    "  local node, boot = string.match(inst, '^(.*):([^:]*)$')\n"
+    "  if node and redis.call('GET', ARGV[1] .. 'node:' .. node) == boot then\n"
+    "    alive[#alive + 1] = inst\n"
     "  end\n"
     "end\n"
-    "return {tonumber(redis.call('GET', KEYS[2]) or '0'), entries, alive}\n";
+    "return {tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('HGETALL', KEYS[1]), alive}\n";
 
 /* KEYS: nodes, seq. ARGV: prefix. Forgets every instance whose heartbeat is
  * gone or belongs to a newer boot, removing its presence with a leave event

@@ -19,7 +19,8 @@
 #include "xalloc.h"
 
 #define OPEN_TIMEOUT_MS 3000
-#define STUCK_MS 5000 /* no answer to a sweep for this long: reconnect */
+#define STUCK_MS 5000                /* no answer to a sweep for this long: reconnect */
+#define MAX_BACKLOG_BYTES (8u << 20) /* per room, while its presence loads */
 /* Beyond this much unsent to Redis, signals are dropped rather than queued
  * without bound behind a Redis that cannot keep up. */
 #define MAX_UNSENT_BYTES (64u << 20)
@@ -44,7 +45,9 @@ struct sub {
     bool opening; /* handler.ready is owed */
     uint64_t gen; /* bumped whenever a load in flight becomes stale */
     long long ver;
+    bool unsure; /* kept entries Redis did not confirm: load again */
     struct event_copy *backlog, **backlog_tail;
+    size_t backlog_bytes;
     struct event *open_timer;
     struct bus_redis *b;
     UT_hash_handle hh;
@@ -72,7 +75,9 @@ struct bus_redis {
     struct stats *stats;
     struct redis *pub, *sub;
     struct sub *subs;
-    struct retract *pending;
+    struct retract *pending;   /* leaves to write again */
+    struct retract *restoring; /* leaves in the restore under way */
+    bool restore_busy, restore_needed, script_failing;
     struct event *beat;
     int64_t pub_up_since; /* monotonic ms; 0 while down */
     uint64_t next_gen;    /* one sequence for every sub, so a load outlives no sub */
@@ -111,11 +116,13 @@ static void backlog_clear(struct sub *s)
         free(e);
     }
     s->backlog_tail = &s->backlog;
+    s->backlog_bytes = 0;
 }
 
 static void sub_reset(struct sub *s)
 {
     s->synced = false;
+    s->unsure = false;
     s->loading = false;
     s->gen = ++s->b->next_gen;
     backlog_clear(s);
@@ -164,12 +171,22 @@ static void send_unsubscribe(struct sub *s)
 
 /* ---- presence ---- */
 
-static void on_script_reply(redisAsyncContext *ac, void *reply_, void *privdata)
+/* A script Redis refused (out of memory, an ACL): said once until one
+ * works again; the presence is written again at the next heartbeat. */
+static void script_failed(struct bus_redis *b, const char *what, const char *why)
+{
+    if (!b->script_failing)
+        log_error("redis bus: %s failed: %s; retrying at each heartbeat", what, why);
+    b->script_failing = true;
+    b->restore_needed = true;
+}
+
+static void on_join_reply(redisAsyncContext *ac, void *reply_, void *privdata)
 {
     (void)ac;
     redisReply *reply = reply_;
     if (reply && reply->type == REDIS_REPLY_ERROR)
-        log_error("redis bus: %s failed: %s", (const char *)privdata, reply->str);
+        script_failed(privdata, "join", reply->str);
 }
 
 static void send_join(struct bus_redis *b, const char *room, const char *key, json_t *account,
@@ -216,27 +233,48 @@ static void on_leave_reply(redisAsyncContext *ac, void *reply_, void *privdata)
         t->b->pending = t;
         return;
     }
-    if (reply->type == REDIS_REPLY_ERROR)
-        log_error("redis bus: leave failed: %s", reply->str);
+    if (reply->type == REDIS_REPLY_ERROR) {
+        script_failed(t->b, "leave", reply->str);
+        t->next = t->b->pending;
+        t->b->pending = t;
+        return;
+    }
     retract_free(t);
+}
+
+static const char *first_error(const redisReply *reply)
+{
+    if (reply->type == REDIS_REPLY_ERROR)
+        return reply->str;
+    if (reply->type != REDIS_REPLY_ARRAY)
+        return "unexpected reply";
+    for (size_t i = 0; i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_ERROR)
+            return reply->element[i]->str;
+    return NULL;
 }
 
 static void on_restored(redisAsyncContext *ac, void *reply_, void *privdata)
 {
     (void)ac;
     redisReply *reply = reply_;
-    struct retract *batch = privdata;
-    if (!reply) { /* not applied: MULTI is all or nothing */
+    struct bus_redis *b = privdata;
+    struct retract *batch = b->restoring;
+    b->restoring = NULL;
+    b->restore_busy = false;
+    const char *error = reply ? first_error(reply) : "connection lost";
+    if (error) { /* written again: the leaves and joins are idempotent */
+        if (reply)
+            script_failed(b, "restoring presence", error);
         while (batch) {
             struct retract *t = batch;
             batch = t->next;
-            t->next = t->b->pending;
-            t->b->pending = t;
+            t->next = b->pending;
+            b->pending = t;
         }
         return;
     }
-    if (reply->type == REDIS_REPLY_ERROR)
-        log_error("redis bus: restoring presence failed: %s", reply->str);
+    b->script_failing = false;
     while (batch) {
         struct retract *t = batch;
         batch = t->next;
@@ -256,8 +294,13 @@ static void send_heartbeat(struct bus_redis *b)
  * alive with its presence half written. */
 static void restore(struct bus_redis *b)
 {
+    if (b->restore_busy)
+        return; /* one at a time; a failed one is retried at the next beat */
     struct retract *batch = b->pending;
     b->pending = NULL;
+    b->restoring = batch;
+    b->restore_busy = true;
+    b->restore_needed = false;
     unsigned joins = 0, leaves = 0;
     redis_command(b->pub, NULL, NULL, "MULTI");
     send_heartbeat(b);
@@ -266,7 +309,8 @@ static void restore(struct bus_redis *b)
             send_join(b, r->id, c->key, c->ident.account, c->joined_at, NULL, NULL);
     for (struct retract *t = batch; t; t = t->next, leaves++)
         send_leave(b, t, NULL, NULL);
-    redis_command(b->pub, on_restored, batch, "EXEC");
+    if (redis_command(b->pub, on_restored, b, "EXEC") < 0)
+        on_restored(NULL, NULL, b);
     if (joins || leaves)
         log_info("redis bus: restoring %u connections and %u leaves", joins, leaves);
 }
@@ -290,15 +334,14 @@ static bool field_is(const char *f, size_t n, const char *s)
     return strlen(s) == n && !memcmp(f, s, n);
 }
 
-static void on_signal(struct bus_redis *b, struct sub *s, const char *p, const char *end)
+/* "S|instance|conn|len of to|<to><packet>" */
+static void on_signal(struct bus_redis *b, struct sub *s, const char *text, size_t len)
 {
-    const char *inst, *seq, *tolen;
+    const char *p = text + 2, *end = text + len, *inst, *seq, *tolen;
     size_t ni, ns, nt;
     if (!next_field(&p, end, &inst, &ni) || !next_field(&p, end, &seq, &ns) ||
-        !next_field(&p, end, &tolen, &nt))
+        !next_field(&p, end, &tolen, &nt) || !room_find(*b->rooms, s->room))
         return;
-    if (field_is(inst, ni, b->instance) || !room_find(*b->rooms, s->room))
-        return; /* our own echo: delivered locally already */
     size_t to_len = strtoul(tolen, NULL, 10);
     if (to_len > (size_t)(end - p))
         return;
@@ -325,14 +368,14 @@ static struct conn *local_member(struct room *r, const char *key)
 }
 
 /* "J|ver|publisher|key|value" or "L|ver|publisher|key|account id". */
-static void apply_event(struct bus_redis *b, struct sub *s, const char *text, size_t len)
+static void on_presence(struct bus_redis *b, struct sub *s, const char *text, size_t len)
 {
     const char *p = text + 2, *end = text + len, *ver, *publisher, *key;
     size_t nv, np, nk;
     if (!next_field(&p, end, &ver, &nv) || !next_field(&p, end, &publisher, &np) ||
         !next_field(&p, end, &key, &nk))
         return;
-    if (s->synced && strtoll(ver, NULL, 10) <= s->ver)
+    if (strtoll(ver, NULL, 10) <= s->ver)
         return; /* already in the loaded roster */
     struct room *r = room_find(*b->rooms, s->room);
     if (!r)
@@ -350,7 +393,7 @@ static void apply_event(struct bus_redis *b, struct sub *s, const char *text, si
          * connection of ours is announced again. */
         struct conn *c = local_member(r, k);
         if (c)
-            send_join(b, r->id, c->key, c->ident.account, c->joined_at, on_script_reply, "join");
+            send_join(b, r->id, c->key, c->ident.account, c->joined_at, on_join_reply, b);
     } else {
         char *account_id = strndup(p, (size_t)(end - p));
         b->base.h.absent(b->base.h.arg, s->room, k, account_id);
@@ -359,16 +402,33 @@ static void apply_event(struct bus_redis *b, struct sub *s, const char *text, si
     free(k);
 }
 
-static void on_presence_event(struct bus_redis *b, struct sub *s, const char *text, size_t len)
+static void handle(struct bus_redis *b, struct sub *s, const char *text, size_t len)
 {
-    const char *p = text + 2, *end = text + len, *ver, *publisher;
-    size_t nv, np;
-    if (!next_field(&p, end, &ver, &nv) || !next_field(&p, end, &publisher, &np))
-        return;
-    if (field_is(publisher, np, b->instance))
-        return; /* applied when it happened */
-    if (s->synced) {
-        apply_event(b, s, text, len);
+    if (text[0] == 'S')
+        on_signal(b, s, text, len);
+    else
+        on_presence(b, s, text, len);
+}
+
+/* Whether a message is this instance's own: signals name their sender
+ * first, presence events after the version. */
+static bool from_me(const struct bus_redis *b, const char *text, size_t len)
+{
+    const char *p = text + 2, *end = text + len, *f;
+    size_t n;
+    if (text[0] != 'S' && !next_field(&p, end, &f, &n))
+        return false;
+    return next_field(&p, end, &f, &n) && field_is(f, n, b->instance);
+}
+
+/* Until the room's presence is loaded, everything that arrives waits, so
+ * that a peer's signals never overtake its user-joined. */
+static void hold(struct bus_redis *b, struct sub *s, const char *text, size_t len)
+{
+    if (s->backlog_bytes + len > MAX_BACKLOG_BYTES) {
+        if (text[0] == 'S')
+            b->stats->bus_dropped++;
+        s->unsure = true; /* a lost presence event: load again later */
         return;
     }
     struct event_copy *e = xrealloc(NULL, sizeof(*e) + len);
@@ -377,21 +437,22 @@ static void on_presence_event(struct bus_redis *b, struct sub *s, const char *te
     memcpy(e->text, text, len);
     *s->backlog_tail = e;
     s->backlog_tail = &e->next;
+    s->backlog_bytes += len;
 }
 
 static void on_message(struct bus_redis *b, const redisReply *channel, const redisReply *msg)
 {
     size_t plen = strlen(b->cfg->redis_prefix) + strlen("room:");
     if (channel->len <= plen || msg->type != REDIS_REPLY_STRING || msg->len < 2 ||
-        msg->str[1] != '|')
+        msg->str[1] != '|' || !strchr("SJL", msg->str[0]))
         return;
     struct sub *s = sub_find(b, channel->str + plen);
-    if (!s || s->state != SUB_SUBSCRIBED || !s->want)
-        return;
-    if (msg->str[0] == 'S')
-        on_signal(b, s, msg->str + 2, msg->str + msg->len);
-    else if (msg->str[0] == 'J' || msg->str[0] == 'L')
-        on_presence_event(b, s, msg->str, msg->len);
+    if (!s || s->state != SUB_SUBSCRIBED || !s->want || from_me(b, msg->str, msg->len))
+        return; /* our own: delivered or applied when it happened */
+    if (s->synced)
+        handle(b, s, msg->str, msg->len);
+    else
+        hold(b, s, msg->str, msg->len);
 }
 
 /* ---- loading a room's presence ---- */
@@ -416,21 +477,27 @@ struct key_mark {
 };
 
 /* Makes the roster what Redis says, keeping this node's own connections
- * (they are the truth, and restore() writes them) and, for a while, those
- * of nodes without a live heartbeat (they may still be reconnecting: the
- * sweep decides). Adds go first, so an account that only changed
- * connections is not seen to leave. */
-static void reconcile(struct bus_redis *b, struct room *r, const redisReply *entries,
+ * (they are the truth: those Redis lacks are written again) and, for now,
+ * those of instances without a live heartbeat, which may be reconnecting.
+ * Returns true when it kept any: the room is loaded again at the next beat
+ * until the sweep has decided. Adds go first, so that an account that only
+ * changed connections is not seen to leave. */
+static bool reconcile(struct bus_redis *b, struct room *r, const redisReply *entries,
                       const redisReply *alive)
 {
+    bool unsure = false;
     struct key_mark *marks = NULL, *m, *tmp;
     for (size_t i = 0; i + 1 < entries->elements; i += 2) {
         const char *key = entries->element[i]->str;
         m = xcalloc(1, sizeof(*m));
         m->key = key;
         HASH_ADD_KEYPTR(hh, marks, key, strlen(key), m);
-        if (is_mine(b, key) || !owner_alive(alive, key))
+        if (is_mine(b, key))
             continue;
+        if (!owner_alive(alive, key)) {
+            unsure = unsure || roster_has_key(r, key);
+            continue;
+        }
         const redisReply *value = entries->element[i + 1];
         json_t *v = json_loadb(value->str, value->len, 0, NULL);
         json_t *account = json_object_get(v, "account");
@@ -444,8 +511,12 @@ static void reconcile(struct bus_redis *b, struct room *r, const redisReply *ent
         for (size_t i = 0; i < e->n_conns; i++) {
             const char *key = e->conns[i].key;
             HASH_FIND_STR(marks, key, m);
-            if (m || is_mine(b, key) || !owner_alive(alive, key))
+            if (m || is_mine(b, key))
                 continue;
+            if (!owner_alive(alive, key)) {
+                unsure = true;
+                continue;
+            }
             struct retract *t = xcalloc(1, sizeof(*t));
             t->key = xstrdup(key);
             t->account_id = xstrdup(e->account_id);
@@ -459,10 +530,30 @@ static void reconcile(struct bus_redis *b, struct room *r, const redisReply *ent
         b->base.h.absent(b->base.h.arg, r->id, t->key, t->account_id);
         retract_free(t);
     }
+    for (struct conn *c = r->members; c; c = c->room_next) {
+        HASH_FIND_STR(marks, c->key, m);
+        if (!m)
+            send_join(b, r->id, c->key, c->ident.account, c->joined_at, on_join_reply, b);
+    }
     HASH_ITER(hh, marks, m, tmp)
     {
         HASH_DEL(marks, m);
         free(m);
+    }
+    return unsure;
+}
+
+static void replay_backlog(struct bus_redis *b, struct sub *s)
+{
+    struct event_copy *e = s->backlog;
+    s->backlog = NULL;
+    s->backlog_tail = &s->backlog;
+    s->backlog_bytes = 0;
+    while (e) {
+        struct event_copy *next = e->next;
+        handle(b, s, e->text, e->len);
+        free(e);
+        e = next;
     }
 }
 
@@ -480,29 +571,23 @@ static void on_load(redisAsyncContext *ac, void *reply_, void *privdata)
     s->loading = false;
     if (!reply || s->state != SUB_SUBSCRIBED)
         return; /* tried again once both connections are up */
+    s->synced = true;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
         reply->element[0]->type != REDIS_REPLY_INTEGER ||
         reply->element[1]->type != REDIS_REPLY_ARRAY ||
         reply->element[2]->type != REDIS_REPLY_ARRAY) {
-        log_error("redis bus: loading room %s failed: %s", s->room,
-                  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-        open_now(s);
-        return;
+        /* Follow the events from here on, and load again at the next beat. */
+        script_failed(b, "loading a room",
+                      reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        s->ver = 0;
+        s->unsure = true;
+    } else {
+        struct room *r = room_find(*b->rooms, s->room);
+        /* hold() may have lost an event meanwhile */
+        s->unsure = (r && reconcile(b, r, reply->element[1], reply->element[2])) || s->unsure;
+        s->ver = reply->element[0]->integer;
     }
-    struct room *r = room_find(*b->rooms, s->room);
-    if (r)
-        reconcile(b, r, reply->element[1], reply->element[2]);
-    s->ver = reply->element[0]->integer;
-    s->synced = true;
-    struct event_copy *e = s->backlog;
-    s->backlog = NULL;
-    s->backlog_tail = &s->backlog;
-    while (e) {
-        struct event_copy *next = e->next;
-        apply_event(b, s, e->text, e->len);
-        free(e);
-        e = next;
-    }
+    replay_backlog(b, s);
     open_now(s);
 }
 
@@ -516,8 +601,8 @@ static void start_load(struct sub *s)
     snprintf(req->room, sizeof(req->room), "%s", s->room);
     req->gen = s->gen;
     char *presence = key_of(b, "presence:", s->room);
-    int rc = redis_command(b->pub, on_load, req, "EVAL %s 2 %s %s %s", lua_load, presence, b->k_seq,
-                           b->cfg->redis_prefix);
+    int rc = redis_command(b->pub, on_load, req, "EVAL %s 3 %s %s %s %s", lua_load, presence,
+                           b->k_seq, b->k_nodes, b->cfg->redis_prefix);
     free(presence);
     if (rc < 0)
         free(req);
@@ -589,16 +674,18 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
     struct bus_redis *b = arg;
     if (!redis_ready(b->pub) || b->stopping)
         return;
-    if (b->sweep_sent) {
+    if (b->sweep_sent && node_mono_ms() - b->sweep_sent >= STUCK_MS) {
         /* Seconds without an answer: this Redis is stuck, and a new
          * connection is likelier to work than waiting on this one. */
-        if (node_mono_ms() - b->sweep_sent >= STUCK_MS)
-            redis_drop(b->pub, "no answer");
+        redis_drop(b->pub, "no answer");
         return;
     }
-    send_heartbeat(b);
-    if (redis_command(b->pub, on_swept, b, "EVAL %s 2 %s %s %s", lua_sweep, b->k_nodes, b->k_seq,
-                      b->cfg->redis_prefix) == 0)
+    if (b->pending || b->restore_needed)
+        restore(b); /* with the heartbeat */
+    else
+        send_heartbeat(b);
+    if (!b->sweep_sent && redis_command(b->pub, on_swept, b, "EVAL %s 2 %s %s %s", lua_sweep,
+                                        b->k_nodes, b->k_seq, b->cfg->redis_prefix) == 0)
         b->sweep_sent = node_mono_ms();
 }
 
@@ -663,6 +750,14 @@ static void on_swept(redisAsyncContext *ac, void *reply_, void *privdata)
         return;
     }
     forget_dead(b, reply);
+    struct sub *s, *tmp;
+    HASH_ITER(hh, b->subs, s, tmp)
+    {
+        if (s->synced && s->unsure) {
+            sub_reset(s); /* load again: the sweep may have decided */
+            start_load(s);
+        }
+    }
 }
 
 /* ---- the bus interface ---- */
@@ -753,7 +848,7 @@ static void rb_join(struct bus *bus, const char *room, const char *key, json_t *
     struct bus_redis *b = (struct bus_redis *)bus;
     b->base.h.present(b->base.h.arg, room, key, account, joined_at);
     if (redis_ready(b->pub))
-        send_join(b, room, key, account, joined_at, on_script_reply, "join");
+        send_join(b, room, key, account, joined_at, on_join_reply, b);
 }
 
 static void rb_leave(struct bus *bus, const char *room, const char *key, const char *account_id)
@@ -778,8 +873,7 @@ static void rb_stop(struct bus *bus)
     struct bus_redis *b = (struct bus_redis *)bus;
     b->stopping = true;
     evtimer_del(b->beat);
-    redis_command(b->pub, on_script_reply, "goodbye", "EVAL %s 1 %s %s", lua_goodbye,
-                  b->k_heartbeat, b->boot);
+    redis_command(b->pub, NULL, NULL, "EVAL %s 1 %s %s", lua_goodbye, b->k_heartbeat, b->boot);
     redis_close(b->pub);
     redis_close(b->sub);
 }
@@ -832,9 +926,4 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg, con
     b->pub = redis_new(base, &cfg->redis, "bus", on_pub_state, b);
     b->sub = redis_new(base, &cfg->redis, "subscriber", on_sub_state, b);
     return &b->base;
-}
-
-struct redis *bus_redis_connection(struct bus *bus)
-{
-    return ((struct bus_redis *)bus)->pub;
 }

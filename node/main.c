@@ -134,25 +134,19 @@ static int setup_bus(struct node *n)
     return n->bus ? 0 : -1;
 }
 
-/* Membership `redis` asks on the bus's connection, unless it has its own
- * Redis. */
+/* Membership `redis` has a connection of its own, so that its questions
+ * never wait behind the bus's traffic and its timeout never drops the bus. */
 static int setup_membership(struct node *n)
 {
     if (n->cfg.membership == MEMBERSHIP_TOKEN) {
         n->membership = membership_token_new();
         return n->membership ? 0 : -1;
     }
-    struct redis *r;
-    if (n->cfg.membership_redis_url) {
-        membership_redis = redis_new(n->base, &n->cfg.membership_redis, "membership", NULL, NULL);
-        r = membership_redis;
-    } else if (n->cfg.redis_url) {
-        r = bus_redis_connection(n->bus);
-    } else {
-        return -1; /* config_load refuses this */
-    }
-    n->membership = membership_redis_new(n->base, r, n->cfg.membership_key);
-    return n->membership ? 0 : -1;
+    const struct redis_url *url =
+        n->cfg.membership_redis_url ? &n->cfg.membership_redis : &n->cfg.redis;
+    membership_redis = redis_new(n->base, url, "membership", NULL, NULL);
+    n->membership = membership_redis_new(n->base, membership_redis, n->cfg.membership_key);
+    return membership_redis && n->membership ? 0 : -1;
 }
 
 static int start(struct node *n, int argc, char **argv)

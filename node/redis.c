@@ -24,6 +24,7 @@ struct redis {
     char *name;
     redisAsyncContext *ac;
     bool connected, ready, was_up, freeing, closing;
+    bool warned;             /* about failing to connect, since it was last up */
     const char *drop_reason; /* why we dropped the connection ourselves */
     int backoff_ms;
     struct event *retry, *connect_timeout, *close_timeout;
@@ -55,6 +56,10 @@ static void went_down(struct redis *r, const char *why)
                  r->url.port, why);
         if (r->on_state)
             r->on_state(r->arg, false);
+    } else if (!r->warned) {
+        r->warned = true;
+        log_warn("redis %s: cannot connect to %s:%d (%s); retrying", r->name, r->url.host,
+                 r->url.port, why);
     } else {
         log_debug("redis %s: cannot connect to %s:%d (%s)", r->name, r->url.host, r->url.port, why);
     }
@@ -68,8 +73,12 @@ static void on_handshake(redisAsyncContext *ac, void *reply_, void *last)
         return;
     redisReply *reply = reply_;
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
-        log_error("redis %s: %s", r->name,
-                  reply ? reply->str : "connection lost during AUTH/SELECT");
+        const char *why = reply ? reply->str : "connection lost during AUTH/SELECT";
+        if (!r->warned)
+            log_error("redis %s: %s; retrying", r->name, why);
+        else
+            log_debug("redis %s: %s", r->name, why);
+        r->warned = true;
         if (reply)
             redisAsyncDisconnect(ac);
         return;
@@ -78,6 +87,7 @@ static void on_handshake(redisAsyncContext *ac, void *reply_, void *last)
         return;
     evtimer_del(r->connect_timeout);
     r->ready = true;
+    r->warned = false;
     r->backoff_ms = BACKOFF_MIN_MS;
     if (!r->was_up) {
         r->was_up = true;

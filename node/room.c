@@ -148,6 +148,15 @@ bool roster_has(const struct room *r, const char *account_id)
     return e != NULL;
 }
 
+bool roster_has_key(const struct room *r, const char *key)
+{
+    for (const struct roster_entry *e = r->roster; e; e = e->hh.next)
+        for (size_t i = 0; i < e->n_conns; i++)
+            if (!strcmp(e->conns[i].key, key))
+                return true;
+    return false;
+}
+
 static const char *earliest_join(const struct roster_entry *e)
 {
     const char *at = e->conns[0].joined_at;

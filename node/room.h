@@ -15,7 +15,7 @@
 struct conn;
 
 struct roster_conn {
-    char *key; /* "<node>:<conn id>" */
+    char *key; /* "<node id>:<boot id>:<conn id>" */
     char joined_at[PROTOCOL_TIMESTAMP_LEN];
 };
 
@@ -57,6 +57,7 @@ enum roster_change roster_add(struct room *r, const char *key, json_t *account,
 /* Returns the account (a new reference) when key was its last connection. */
 json_t *roster_remove(struct room *r, const char *key, const char *account_id);
 bool roster_has(const struct room *r, const char *account_id);
+bool roster_has_key(const struct room *r, const char *key);
 /* The welcome's participants: one per account other than except_account. */
 json_t *roster_participants(const struct room *r, const char *except_account);
 
