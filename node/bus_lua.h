@@ -4,15 +4,21 @@
  *   P presence:<room>   hash: connection key -> {"account":..,"joinedAt":..}
  *   P rooms:<instance>  hash: room -> this instance's entries there
  *   P node:<node id>    the live instance's boot id, with a TTL
- *   P nodes             set of instances that may have presence
+ *   P nodes             set of the registered instances: those not (yet)
+ *                       found dead, who may have presence
+ *   P suspects          hash: instance -> when a sweep first missed its
+ *                       heartbeat (Redis TIME, ms)
  *   P seq               version of the last presence change, cluster-wide
  *   P room:<room>       the room's channel
  * A connection key is "<node id>:<boot>:<seq>", an instance "<node id>:<boot>". */
 #ifndef SIGNAL_BUS_LUA_H
 #define SIGNAL_BUS_LUA_H
 
-/* KEYS: presence, rooms, seq, channel. ARGV: key, value, instance, room. */
+/* KEYS: presence, rooms, seq, channel, nodes. ARGV: key, value, instance,
+ * room. Registers the instance too, so that a sweep always finds what it
+ * wrote, even when it re-announces after having been swept. */
 static const char lua_join[] =
+    "redis.call('SADD', KEYS[5], ARGV[3])\n"
     "if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 1 then\n"
     "  redis.call('HINCRBY', KEYS[2], ARGV[4], 1)\n"
     "end\n"
@@ -32,27 +38,33 @@ static const char lua_leave[] =
     "ARGV[2])\n"
     "return v\n";
 
-/* KEYS: presence, seq, nodes. ARGV: prefix. Returns {version, entries, live
- * instances}: every live one, so that a node can tell a connection that left
- * while it was not listening from one whose node may be reconnecting. */
+/* KEYS: presence, seq, nodes. Returns {version, entries, registered
+ * instances}: all of them, so that a node can tell a connection that left
+ * while it was not listening from one whose node is not registered (dead,
+ * or reconnecting after Redis lost its data). */
 static const char lua_load[] =
-    "local alive = {}\n"
-    "for _, inst in ipairs(redis.call('SMEMBERS', KEYS[3])) do\n"
-    "  local node, boot = string.match(inst, '^(.*):([^:]*)$')\n"
-    "  if node and redis.call('GET', ARGV[1] .. 'node:' .. node) == boot then\n"
-    "    alive[#alive + 1] = inst\n"
-    "  end\n"
-    "end\n"
-    "return {tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('HGETALL', KEYS[1]), alive}\n";
+    "return {tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('HGETALL', KEYS[1]),\n"
+    "        redis.call('SMEMBERS', KEYS[3])}\n";
 
-/* KEYS: nodes, seq. ARGV: prefix. Forgets every instance whose heartbeat is
- * gone or belongs to a newer boot, removing its presence with a leave event
- * each; returns the live instances. */
+/* KEYS: nodes, seq, suspects. ARGV: prefix, confirm ms. An instance whose
+ * heartbeat is gone (or belongs to a newer boot) becomes a suspect; still
+ * gone confirm ms later, it is forgotten: its presence removed with a leave
+ * event each. The wait spares the live when Redis itself stalled and let
+ * every heartbeat expire. Returns the registered instances. */
 static const char lua_sweep[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local alive = {}\n"
     "for _, inst in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
     "  local node, boot = string.match(inst, '^(.*):([^:]*)$')\n"
+    "  local since = tonumber(redis.call('HGET', KEYS[3], inst))\n"
     "  if node and redis.call('GET', ARGV[1] .. 'node:' .. node) == boot then\n"
+    "    if since then redis.call('HDEL', KEYS[3], inst) end\n"
+    "    alive[#alive + 1] = inst\n"
+    "  elseif not since then\n"
+    "    redis.call('HSET', KEYS[3], inst, now)\n"
+    "    alive[#alive + 1] = inst\n"
+    "  elseif now - since < tonumber(ARGV[2]) then\n"
     "    alive[#alive + 1] = inst\n"
     "  else\n"
     "    local rooms_key = ARGV[1] .. 'rooms:' .. inst\n"
@@ -76,6 +88,7 @@ static const char lua_sweep[] =
     "    end\n"
     "    redis.call('DEL', rooms_key)\n"
     "    redis.call('SREM', KEYS[1], inst)\n"
+    "    redis.call('HDEL', KEYS[3], inst)\n"
     "  end\n"
     "end\n"
     "return alive\n";

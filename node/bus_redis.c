@@ -19,7 +19,6 @@
 #include "xalloc.h"
 
 #define OPEN_TIMEOUT_MS 3000
-#define STUCK_MS 5000                /* no answer to a sweep for this long: reconnect */
 #define MAX_BACKLOG_BYTES (8u << 20) /* per room, while its presence loads */
 /* Beyond this much unsent to Redis, signals are dropped rather than queued
  * without bound behind a Redis that cannot keep up. */
@@ -70,7 +69,7 @@ struct bus_redis {
     struct event_base *evb;
     const struct config *cfg;
     char *instance, *boot;
-    char *k_nodes, *k_seq, *k_heartbeat, *k_rooms;
+    char *k_nodes, *k_seq, *k_heartbeat, *k_rooms, *k_suspects;
     struct room **rooms;
     struct stats *stats;
     struct redis *pub, *sub;
@@ -82,6 +81,8 @@ struct bus_redis {
     int64_t pub_up_since; /* monotonic ms; 0 while down */
     uint64_t next_gen;    /* one sequence for every sub, so a load outlives no sub */
     int64_t sweep_sent;   /* monotonic ms; 0 when no sweep's answer is due */
+    long period_ms;       /* of the heartbeat and the sweep: a quarter of the TTL */
+    long stuck_ms;        /* no answer to a sweep for this long: reconnect */
     bool stopping;
 };
 
@@ -198,8 +199,8 @@ static void send_join(struct bus_redis *b, const char *room, const char *key, js
     if (!value)
         return;
     char *presence = key_of(b, "presence:", room), *channel = key_of(b, "room:", room);
-    redis_command(b->pub, fn, privdata, "EVAL %s 4 %s %s %s %s %s %s %s %s", lua_join, presence,
-                  b->k_rooms, b->k_seq, channel, key, value, b->instance, room);
+    redis_command(b->pub, fn, privdata, "EVAL %s 5 %s %s %s %s %s %s %s %s %s", lua_join, presence,
+                  b->k_rooms, b->k_seq, channel, b->k_nodes, key, value, b->instance, room);
     free(presence);
     free(channel);
     free(value);
@@ -465,10 +466,11 @@ static bool in_list(const redisReply *list, const char *s, size_t n)
     return false;
 }
 
-static bool owner_alive(const redisReply *alive, const char *key)
+/* Whether the instance of a connection key is in the list. */
+static bool owner_in(const redisReply *instances, const char *key)
 {
     const char *colon = strrchr(key, ':');
-    return colon && in_list(alive, key, (size_t)(colon - key));
+    return colon && in_list(instances, key, (size_t)(colon - key));
 }
 
 struct key_mark {
@@ -476,28 +478,31 @@ struct key_mark {
     UT_hash_handle hh;
 };
 
-/* Makes the roster what Redis says, keeping this node's own connections
- * (they are the truth: those Redis lacks are written again) and, for now,
- * those of instances without a live heartbeat, which may be reconnecting.
- * Returns true when it kept any: the room is loaded again at the next beat
- * until the sweep has decided. Adds go first, so that an account that only
- * changed connections is not seen to leave. */
-static bool reconcile(struct bus_redis *b, struct room *r, const redisReply *entries,
-                      const redisReply *alive)
+/* Within a TTL of (re)connecting, an instance that is not registered may be
+ * one whose node has not reconnected yet (Redis lost its data). */
+static bool in_grace(const struct bus_redis *b)
 {
-    bool unsure = false;
+    return b->pub_up_since && node_mono_ms() - b->pub_up_since < (int64_t)b->cfg->node_ttl_s * 1000;
+}
+
+/* Makes the roster what Redis says. This node's own connections are the
+ * truth: those Redis lacks are written again. Connections of instances that
+ * are not registered are gone, except in_grace, when those already known are
+ * kept. Returns true when it kept any: the room is loaded again at the next
+ * beat. Adds go first, so that an account that only changed connections is
+ * not seen to leave. */
+static bool reconcile(struct bus_redis *b, struct room *r, const redisReply *entries,
+                      const redisReply *registered)
+{
+    bool unsure = false, grace = in_grace(b);
     struct key_mark *marks = NULL, *m, *tmp;
     for (size_t i = 0; i + 1 < entries->elements; i += 2) {
         const char *key = entries->element[i]->str;
         m = xcalloc(1, sizeof(*m));
         m->key = key;
         HASH_ADD_KEYPTR(hh, marks, key, strlen(key), m);
-        if (is_mine(b, key))
+        if (is_mine(b, key) || !owner_in(registered, key))
             continue;
-        if (!owner_alive(alive, key)) {
-            unsure = unsure || roster_has_key(r, key);
-            continue;
-        }
         const redisReply *value = entries->element[i + 1];
         json_t *v = json_loadb(value->str, value->len, 0, NULL);
         json_t *account = json_object_get(v, "account");
@@ -510,10 +515,13 @@ static bool reconcile(struct bus_redis *b, struct room *r, const redisReply *ent
     for (struct roster_entry *e = r->roster; e; e = e->hh.next) {
         for (size_t i = 0; i < e->n_conns; i++) {
             const char *key = e->conns[i].key;
-            HASH_FIND_STR(marks, key, m);
-            if (m || is_mine(b, key))
+            if (is_mine(b, key))
                 continue;
-            if (!owner_alive(alive, key)) {
+            if (owner_in(registered, key)) {
+                HASH_FIND_STR(marks, key, m);
+                if (m)
+                    continue;
+            } else if (grace) {
                 unsure = true;
                 continue;
             }
@@ -601,8 +609,8 @@ static void start_load(struct sub *s)
     snprintf(req->room, sizeof(req->room), "%s", s->room);
     req->gen = s->gen;
     char *presence = key_of(b, "presence:", s->room);
-    int rc = redis_command(b->pub, on_load, req, "EVAL %s 3 %s %s %s %s", lua_load, presence,
-                           b->k_seq, b->k_nodes, b->cfg->redis_prefix);
+    int rc = redis_command(b->pub, on_load, req, "EVAL %s 3 %s %s %s", lua_load, presence, b->k_seq,
+                           b->k_nodes);
     free(presence);
     if (rc < 0)
         free(req);
@@ -674,7 +682,7 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
     struct bus_redis *b = arg;
     if (!redis_ready(b->pub) || b->stopping)
         return;
-    if (b->sweep_sent && node_mono_ms() - b->sweep_sent >= STUCK_MS) {
+    if (b->sweep_sent && node_mono_ms() - b->sweep_sent >= b->stuck_ms) {
         /* Seconds without an answer: this Redis is stuck, and a new
          * connection is likelier to work than waiting on this one. */
         redis_drop(b->pub, "no answer");
@@ -684,8 +692,9 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
         restore(b); /* with the heartbeat */
     else
         send_heartbeat(b);
-    if (!b->sweep_sent && redis_command(b->pub, on_swept, b, "EVAL %s 2 %s %s %s", lua_sweep,
-                                        b->k_nodes, b->k_seq, b->cfg->redis_prefix) == 0)
+    if (!b->sweep_sent &&
+        redis_command(b->pub, on_swept, b, "EVAL %s 3 %s %s %s %s %ld", lua_sweep, b->k_nodes,
+                      b->k_seq, b->k_suspects, b->cfg->redis_prefix, b->period_ms * 3 / 2) == 0)
         b->sweep_sent = node_mono_ms();
 }
 
@@ -705,35 +714,18 @@ static void on_pub_state(void *arg, bool up)
     start_load(s);
 }
 
-/* Entries of instances that are not alive, in rooms this node serves. The
- * sweep script removes those it knows of; this catches the ones Redis lost
- * (a restart without persistence), once every node had a TTL to come back. */
-static void forget_dead(struct bus_redis *b, const redisReply *alive)
+/* Whether the room knows connections of instances no longer registered:
+ * the sweep forgot them (and published their leaves, which may have been
+ * missed), or Redis lost its data. A load settles it, in order with the
+ * events. */
+static bool knows_unregistered(const struct bus_redis *b, const struct room *r,
+                               const redisReply *registered)
 {
-    if (!b->pub_up_since || node_mono_ms() - b->pub_up_since < (int64_t)b->cfg->node_ttl_s * 1000)
-        return;
-    for (struct room *r = *b->rooms; r; r = r->hh.next) {
-        struct retract *gone = NULL;
-        for (struct roster_entry *e = r->roster; e; e = e->hh.next) {
-            for (size_t i = 0; i < e->n_conns; i++) {
-                const char *key = e->conns[i].key;
-                if (is_mine(b, key) || owner_alive(alive, key))
-                    continue;
-                struct retract *t = xcalloc(1, sizeof(*t));
-                t->key = xstrdup(key);
-                t->account_id = xstrdup(e->account_id);
-                t->next = gone;
-                gone = t;
-            }
-        }
-        while (gone) {
-            struct retract *t = gone;
-            gone = t->next;
-            log_info("room %s: %s has no live node; it leaves", r->id, t->key);
-            b->base.h.absent(b->base.h.arg, r->id, t->key, t->account_id);
-            retract_free(t);
-        }
-    }
+    for (const struct roster_entry *e = r->roster; e; e = e->hh.next)
+        for (size_t i = 0; i < e->n_conns; i++)
+            if (!is_mine(b, e->conns[i].key) && !owner_in(registered, e->conns[i].key))
+                return true;
+    return false;
 }
 
 static void on_swept(redisAsyncContext *ac, void *reply_, void *privdata)
@@ -749,11 +741,11 @@ static void on_swept(redisAsyncContext *ac, void *reply_, void *privdata)
                   reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
         return;
     }
-    forget_dead(b, reply);
     struct sub *s, *tmp;
     HASH_ITER(hh, b->subs, s, tmp)
     {
-        if (s->synced && s->unsure) {
+        struct room *r = s->synced ? room_find(*b->rooms, s->room) : NULL;
+        if (r && (s->unsure || knows_unregistered(b, r, reply))) {
             sub_reset(s); /* load again: the sweep may have decided */
             start_load(s);
         }
@@ -897,6 +889,7 @@ static void rb_free(struct bus *bus)
     free(b->k_seq);
     free(b->k_heartbeat);
     free(b->k_rooms);
+    free(b->k_suspects);
     free(b);
 }
 
@@ -917,11 +910,15 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg, con
     b->k_seq = key_of(b, "seq", "");
     b->k_heartbeat = key_of(b, "node:", cfg->node_id);
     b->k_rooms = key_of(b, "rooms:", instance);
+    b->k_suspects = key_of(b, "suspects", "");
     b->rooms = rooms;
     b->stats = stats;
     b->beat = event_new(base, -1, EV_PERSIST, on_beat, b);
-    long period_ms = cfg->node_ttl_s * 1000 / 3;
-    struct timeval tv = {period_ms / 1000, (period_ms % 1000) * 1000};
+    /* A node is forgotten once its heartbeat has been gone 1.5 periods:
+     * within TTL + 2.5 periods of its death, 1.6 x TTL. */
+    b->period_ms = cfg->node_ttl_s * 1000 / 4;
+    b->stuck_ms = b->period_ms * 2 < 5000 ? b->period_ms * 2 : 5000;
+    struct timeval tv = {b->period_ms / 1000, (b->period_ms % 1000) * 1000};
     evtimer_add(b->beat, &tv);
     b->pub = redis_new(base, &cfg->redis, "bus", on_pub_state, b);
     b->sub = redis_new(base, &cfg->redis, "subscriber", on_sub_state, b);
