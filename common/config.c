@@ -243,7 +243,7 @@ static const struct setting settings[] = {
      "redis://[[user]:password@]host:port[/db]; empty = single node", parse_redis, 0, 0, 0},
     {"SIGNAL_REDIS_PREFIX", "redis-prefix", "signal:",
      "prefix of every Redis key and channel the cluster uses", parse_redis_prefix, 0, 0, 0},
-    LONG_SETTING("SIGNAL_NODE_TTL_S", "node-ttl-s", "8",
+    LONG_SETTING("SIGNAL_NODE_TTL_S", "node-ttl-s", "6",
                  "heartbeat TTL: a dead node's members leave 1.5-1.75 x this later, cluster-wide",
                  node_ttl_s, 1, 3600),
     {"SIGNAL_NODE_ID", "node-id", NULL,

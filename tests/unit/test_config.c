@@ -50,7 +50,7 @@ Test(config, defaults)
     cr_assert_eq(c.ping_s, 25);
     cr_assert_not(c.dev);
     cr_assert_str_eq(c.redis_prefix, "signal:");
-    cr_assert_eq(c.node_ttl_s, 8);
+    cr_assert_eq(c.node_ttl_s, 6);
     cr_assert_null(c.membership_redis_url);
     config_free(&c);
 }
