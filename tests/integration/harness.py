@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from urllib.parse import quote
 
 import pytest
 
@@ -325,23 +326,40 @@ class NodeSet:
 
 
 class Redis:
-    """A throw-away redis-server on a free loopback port."""
+    """A throw-away redis-server on a free loopback port.
 
-    def __init__(self, tmpdir, port=None):
+    password: started with --requirepass (the harness's own commands AUTH with it);
+    args: more redis-server arguments (e.g. an ACL user); start=False: the port is
+    chosen but nothing listens on it until start() (a Redis that is down)."""
+
+    def __init__(self, tmpdir, port=None, password=None, args=(), start=True):
         self.port = port or free_port()
         self.tmpdir = tmpdir
+        self.password = password
+        self.args = list(args)
         self.proc = None
-        self.start()
+        if start:
+            self.start()
 
     @property
     def url(self):
-        return f"redis://{HOST}:{self.port}"
+        return self.url_for()
+
+    def url_for(self, user=None, password=None, db=None):
+        """redis://[user:password@]host:port[/db]; password defaults to the server's."""
+        password = self.password if password is None else password
+        auth = ""
+        if password is not None:
+            auth = f"{quote(user or '', safe='')}:{quote(password, safe='')}@"
+        return f"redis://{auth}{HOST}:{self.port}" + ("" if db is None else f"/{db}")
 
     def start(self):
         self.log_path = os.path.join(self.tmpdir, f"redis-{self.port}.log")
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no",
-             "--enable-debug-command", "yes", "--dir", self.tmpdir, "--logfile", self.log_path],
+        cmd = [REDIS_SERVER, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no",
+               "--enable-debug-command", "yes", "--dir", self.tmpdir, "--logfile", self.log_path]
+        if self.password is not None:
+            cmd += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(cmd + self.args,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -356,22 +374,53 @@ class Redis:
         raise Timeout("redis-server did not answer PING")
 
     def stop(self):
+        """SIGKILL (what a crashed Redis looks like); start() brings it back, empty, on the same port."""
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
-    def command(self, *args, timeout=5.0):
-        """One command over a fresh connection; returns the decoded reply."""
-        with RedisConn(self.port, timeout) as r:
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def command(self, *args, timeout=5.0, db=None):
+        """One command over a fresh connection (AUTH and SELECT db first when needed); returns the decoded reply."""
+        with RedisConn(self.port, timeout, password=self.password, db=db) as r:
             return r.call(*args)
+
+    # -- pub/sub and keys, as the tests look at them --
+    def numsub(self, channel):
+        """PUBSUB NUMSUB for one channel: how many connections are subscribed to it."""
+        reply = self.command("PUBSUB", "NUMSUB", channel)
+        return int(reply[1])
+
+    def channels(self, pattern):
+        return sorted(self.command("PUBSUB", "CHANNELS", pattern))
+
+    def keys(self, pattern, db=None):
+        """Every key matching pattern (SCAN, not KEYS), sorted."""
+        found, cursor = set(), "0"
+        with RedisConn(self.port, password=self.password, db=db) as r:
+            while True:
+                cursor, batch = r.call("SCAN", cursor, "MATCH", pattern, "COUNT", "1000")
+                found.update(batch)
+                if cursor == "0":
+                    return sorted(found)
 
 
 class RedisConn:
     """A raw RESP connection (bounded by socket timeouts)."""
 
-    def __init__(self, port, timeout=5.0):
+    def __init__(self, port, timeout=5.0, password=None, user=None, db=None):
         self.sock = socket.create_connection((HOST, port), timeout=timeout)
         self.buf = b""
+        try:
+            if password is not None:
+                self.call(*(["AUTH", user, password] if user else ["AUTH", password]))
+            if db is not None:
+                self.call("SELECT", db)
+        except BaseException:
+            self.sock.close()
+            raise
 
     def __enter__(self):
         return self
@@ -534,3 +583,189 @@ def run_signal_token(*args):
     tok = p.stdout.decode().strip()
     assert tok.count(".") == 2, f"signal-token printed {tok!r}"
     return tok
+
+
+# ---------------------------------------------------------------------------
+# Clusters: several nodes sharing one Redis (issue 3)
+
+def cluster_env(redis_url, node_id, env=None):
+    """A node's environment in a cluster: env plus SIGNAL_REDIS_URL (unless env has one) and SIGNAL_NODE_ID."""
+    e = dict(env or {})
+    e.setdefault("SIGNAL_REDIS_URL", redis_url)
+    e["SIGNAL_NODE_ID"] = node_id
+    return e
+
+
+def start_cluster(nodeset, redis_url, n=3, env=None, name="node"):
+    """n nodes of nodeset sharing the Redis at redis_url, each with its own (unique) SIGNAL_NODE_ID."""
+    tag = uuid.uuid4().hex[:6]
+    return [nodeset.start(cluster_env(redis_url, f"{name}-{tag}-{i}", env)) for i in range(n)]
+
+
+_ROOM_IN_PATH = re.compile(r"/chat/realtime/([^/?]+)")
+
+
+class Spread:
+    """Several nodes of one cluster standing in for "the node" of a single-node test:
+    the k-th connection to a room goes to nodes[k % len(nodes)], so a test that
+    joins clients one after another gets them on different nodes (and an account's
+    second connection on another node than its first) without changing its body.
+    Plain HTTP and raw TCP use the first node."""
+
+    def __init__(self, nodes):
+        self.nodes = list(nodes)
+        self._count = {}
+
+    def pick(self, room):
+        k = room.lower()
+        i = self._count.get(k, 0)
+        self._count[k] = i + 1
+        return self.nodes[i % len(self.nodes)]
+
+    # the Node interface the single-node tests use
+    @property
+    def port(self):
+        return self.nodes[0].port
+
+    @property
+    def prefix(self):
+        return self.nodes[0].prefix
+
+    def route(self, room, query=""):
+        return self.nodes[0].route(room, query)
+
+    def connect(self, room, tok, via="tk", headers=None, **kw):
+        return self.pick(room).connect(room, tok, via=via, headers=headers, **kw)
+
+    def ws(self, path, headers=None, **kw):
+        m = _ROOM_IN_PATH.search(path)
+        n = self.pick(m.group(1)) if m else self.nodes[0]
+        return n.ws(path, headers=headers, **kw)
+
+    def http(self, method, path, headers=None, body=b"", timeout=None):
+        return self.nodes[0].http(method, path, headers=headers, body=body, timeout=timeout)
+
+    def alive(self):
+        return all(n.alive() for n in self.nodes)
+
+    def logs(self, limit=8000):
+        return "\n".join(f"=== node {n.env.get('SIGNAL_NODE_ID')} (port {n.port}, exit {n.proc.poll()}) ===\n"
+                         f"{n.logs(limit)}" for n in self.nodes)
+
+
+def poll(fn, until=bool, timeout=T, interval=0.05, what="condition"):
+    """Calls fn() until until(value) holds (bounded by timeout); returns that value.
+    For state that can only be polled (Redis PUBSUB, keys), never for events a client receives."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if until(value):
+            return value
+        if time.monotonic() >= deadline:
+            raise Timeout(f"{what}: not reached within {timeout} s (last value: {value!r})")
+        time.sleep(interval)
+
+
+def is_signal(type_=None, sender=None):
+    """A predicate on packets: a webrtc.signal (of type_, from sender: a Member or an account id)."""
+    sid = sender.sub if isinstance(sender, Member) else sender
+
+    def pred(p):
+        if p.get("type") != "webrtc.signal":
+            return False
+        d = p["data"]
+        return (type_ is None or d.get("type") == type_) and (sid is None or d.get("senderAccountId") == sid)
+    return pred
+
+
+class Inbox:
+    """Everything one member receives, kept in arrival order. wait_for() reads until
+    a packet matching a predicate is there (others are kept, not dropped), so a
+    test can wait for one event among unrelated ones and check the whole stream
+    (no duplicates, order) afterwards."""
+
+    def __init__(self, member):
+        self.member = member
+        self.log = []
+
+    def drain(self):
+        """Reads what is already waiting, without blocking."""
+        while self.member.c.pending():
+            self.log.append(self.member.recv())
+        return self.log
+
+    def wait_for(self, pred, timeout=T, what="a matching packet", start=0):
+        """The first packet from log index start on that matches pred (reading more as needed)."""
+        deadline = time.monotonic() + timeout
+        i = start
+        while True:
+            while i < len(self.log):
+                if pred(self.log[i]):
+                    return self.log[i]
+                i += 1
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Timeout(f"{self.member.sub}: {what} not received within {timeout} s; "
+                              f"last packets: {json.dumps(self.log[-8:])[:3000]}")
+            try:
+                self.log.append(self.member.recv(left))
+            except Timeout:
+                pass
+
+    def signals(self, type_=None, sender=None):
+        """The data of every logged webrtc.signal of type_ from sender."""
+        pred = is_signal(type_, sender)
+        return [p["data"] for p in self.log if pred(p)]
+
+    def presence(self):
+        """(type, account id) of every logged user-joined / user-left, in order."""
+        return [(p["data"]["type"], p["data"]["senderAccountId"]) for p in self.log
+                if p.get("type") == "webrtc.signal" and p["data"].get("type") in ("user-joined", "user-left")]
+
+
+def shared_spread(holder, key, nodeset, redis_url, env=None, n=3):
+    """Body of a function-scoped fixture standing in for a module's shared node: yields
+    holder[key], a Spread of n nodes (started on first use, and again after one died).
+    A node that dies during the test fails that test with its logs; the others are
+    still stopped and checked (exit code 0) at module teardown."""
+    s = holder.get(key)
+    if s is None or not s.alive():
+        s = holder[key] = Spread(start_cluster(nodeset, redis_url, n, env, name=key))
+    yield s
+    dead = [nd for nd in s.nodes if not nd.alive()]
+    if dead:
+        for nd in dead:
+            nd.reported = True
+        pytest.fail(f"a node died during this test\n{s.logs()}")
+
+
+class SpreadNodes:
+    """Stands in for the `nodes` fixture in the cluster variants of single-node tests:
+    start(env) starts n nodes with env sharing the Redis at redis_url and returns
+    them as one Spread. A SIGNAL_NODE_ID in env becomes the prefix of the nodes' ids."""
+
+    def __init__(self, nodeset, redis_url, n=3):
+        self.nodeset = nodeset
+        self.redis_url = redis_url
+        self.n = n
+
+    def start(self, env=None, **kw):
+        env = dict(env or {})
+        name = env.pop("SIGNAL_NODE_ID", "spread")
+        redis_url = env.pop("SIGNAL_REDIS_URL", self.redis_url)
+        tag = uuid.uuid4().hex[:6]
+        return Spread([self.nodeset.start(cluster_env(redis_url, f"{name}-{tag}-{i}", env), **kw)
+                       for i in range(self.n)])
+
+
+def single_node_tests(module, only=None, exclude=()):
+    """The test functions of a single-node test module, to be run again by a cluster
+    variant module (globals().update(single_node_tests(test_x))) with its own fixtures."""
+    names = [n for n in dir(module) if n.startswith("test_") and callable(getattr(module, n))]
+    if only is not None:
+        missing = set(only) - set(names)
+        assert not missing, f"{module.__name__} has no {sorted(missing)}"
+        names = [n for n in names if n in only]
+    missing = set(exclude) - set(names)
+    assert not missing, f"{module.__name__} has no {sorted(missing)}"
+    return {n: getattr(module, n) for n in names if n not in exclude}
