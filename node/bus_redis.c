@@ -809,8 +809,11 @@ static bool rb_room_open(struct bus *bus, const char *room)
     s->want = true;
     if (s->state == SUB_IDLE && redis_ready(b->sub))
         send_subscribe(s);
-    if (!redis_ready(b->sub) || !redis_ready(b->pub))
-        return true; /* local members only, until Redis is back */
+    /* Local members only, until Redis is back; but a node that has just
+     * started waits for its first connection. */
+    bool up = redis_ready(b->sub) && redis_ready(b->pub);
+    if (!up && !redis_connecting(b->sub) && !redis_connecting(b->pub))
+        return true;
     s->opening = true;
     struct timeval tv = {OPEN_TIMEOUT_MS / 1000, (OPEN_TIMEOUT_MS % 1000) * 1000};
     evtimer_add(s->open_timer, &tv);

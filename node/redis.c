@@ -25,6 +25,7 @@ struct redis {
     redisAsyncContext *ac;
     bool connected, ready, was_up, freeing, closing;
     bool warned;             /* about failing to connect, since it was last up */
+    bool tried;              /* an attempt to connect has ended, one way or the other */
     const char *drop_reason; /* why we dropped the connection ourselves */
     int backoff_ms;
     struct event *retry, *connect_timeout, *close_timeout;
@@ -50,6 +51,11 @@ static void schedule_retry(struct redis *r)
 static void went_down(struct redis *r, const char *why)
 {
     r->ready = false;
+    if (!r->tried) { /* the first attempt failed: waiting on it is over */
+        r->tried = true;
+        if (r->on_state)
+            r->on_state(r->arg, false);
+    }
     if (r->was_up) {
         r->was_up = false;
         log_warn("redis %s: connection to %s:%d lost (%s); reconnecting", r->name, r->url.host,
@@ -87,6 +93,7 @@ static void on_handshake(redisAsyncContext *ac, void *reply_, void *last)
         return;
     evtimer_del(r->connect_timeout);
     r->ready = true;
+    r->tried = true;
     r->warned = false;
     r->backoff_ms = BACKOFF_MIN_MS;
     if (!r->was_up) {
@@ -204,8 +211,10 @@ void redis_close(struct redis *r)
         redisAsyncFree(ac);
         return;
     }
-    redisAsyncDisconnect(r->ac); /* after the replies still due */
+    /* Armed first: with no reply due, the disconnect (and on_disconnect,
+     * which disarms it) happens at once. */
     set_timer(r->close_timeout, CLOSE_TIMEOUT_MS);
+    redisAsyncDisconnect(r->ac); /* after the replies still due */
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
@@ -255,6 +264,11 @@ void redis_free(struct redis *r)
 bool redis_ready(const struct redis *r)
 {
     return r->ready;
+}
+
+bool redis_connecting(const struct redis *r)
+{
+    return !r->tried && !r->closing;
 }
 
 int redis_command(struct redis *r, redisCallbackFn *fn, void *privdata, const char *fmt, ...)

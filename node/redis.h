@@ -19,6 +19,8 @@ struct redis *redis_new(struct event_base *base, const struct redis_url *url, co
                         redis_state_fn on_state, void *arg);
 void redis_free(struct redis *r);
 bool redis_ready(const struct redis *r);
+/* True until the first attempt to connect has succeeded or failed. */
+bool redis_connecting(const struct redis *r);
 /* Sends a command when the connection is ready; fn then always runs, with a
  * NULL reply if the connection is lost first. Returns -1 when not ready. */
 int redis_command(struct redis *r, redisCallbackFn *fn, void *privdata, const char *fmt, ...);
