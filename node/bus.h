@@ -31,6 +31,9 @@ struct bus_handler {
     void (*deliver)(void *arg, const struct bus_msg *m);
     /* A room that bus_room_open left pending may take members now. */
     void (*ready)(void *arg, const char *room);
+    /* bus_join has written the connection's presence (or could not, and
+     * will later): false when the connection has gone meanwhile. */
+    bool (*joined)(void *arg, const char *room, const char *key);
     /* A connection is in the room (again: callers ignore a known key). */
     void (*present)(void *arg, const char *room, const char *key, json_t *account,
                     const char *joined_at);
@@ -48,6 +51,8 @@ struct bus_ops {
     bool (*room_open)(struct bus *b, const char *room);
     /* The room's last local member has gone. */
     void (*room_close)(struct bus *b, const char *room);
+    /* Writes a local connection's presence, then handler.joined and, if
+     * that returns true, handler.present. */
     void (*join)(struct bus *b, const char *room, const char *key, json_t *account,
                  const char *joined_at);
     void (*leave)(struct bus *b, const char *room, const char *key, const char *account_id);

@@ -24,7 +24,8 @@ static void local_room_close(struct bus *b, const char *room)
 static void local_join(struct bus *b, const char *room, const char *key, json_t *account,
                        const char *joined_at)
 {
-    b->h.present(b->h.arg, room, key, account, joined_at);
+    if (b->h.joined(b->h.arg, room, key))
+        b->h.present(b->h.arg, room, key, account, joined_at);
 }
 
 static void local_leave(struct bus *b, const char *room, const char *key, const char *account_id)

@@ -190,20 +190,23 @@ static void on_join_reply(redisAsyncContext *ac, void *reply_, void *privdata)
         script_failed(privdata, "join", reply->str);
 }
 
-static void send_join(struct bus_redis *b, const char *room, const char *key, json_t *account,
-                      const char *joined_at, redisCallbackFn *fn, void *privdata)
+/* Returns -1 when the command could not be sent: fn will not run. */
+static int send_join(struct bus_redis *b, const char *room, const char *key, json_t *account,
+                     const char *joined_at, redisCallbackFn *fn, void *privdata)
 {
     json_t *v = json_pack("{sOss}", "account", account, "joinedAt", joined_at);
     char *value = v ? json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
     if (!value)
-        return;
+        return -1;
     char *presence = key_of(b, "presence:", room), *channel = key_of(b, "room:", room);
-    redis_command(b->pub, fn, privdata, "EVAL %s 5 %s %s %s %s %s %s %s %s %s", lua_join, presence,
-                  b->k_rooms, b->k_seq, channel, b->k_nodes, key, value, b->instance, room);
+    int rc = redis_command(b->pub, fn, privdata, "EVAL %s 5 %s %s %s %s %s %s %s %s %s", lua_join,
+                           presence, b->k_rooms, b->k_seq, channel, b->k_nodes, key, value,
+                           b->instance, room);
     free(presence);
     free(channel);
     free(value);
+    return rc;
 }
 
 static void send_leave(struct bus_redis *b, const struct retract *t, redisCallbackFn *fn,
@@ -837,13 +840,49 @@ static void rb_room_close(struct bus *bus, const char *room)
         sub_free(s);
 }
 
+struct join_req { /* a local connection's join, on its way to Redis */
+    struct bus_redis *b;
+    char room[PROTOCOL_GUID_LEN + 1];
+    char *key;
+    json_t *account;
+    char joined_at[PROTOCOL_TIMESTAMP_LEN];
+};
+
+static void joined(struct bus_redis *b, const char *room, const char *key, json_t *account,
+                   const char *joined_at)
+{
+    if (b->base.h.joined(b->base.h.arg, room, key))
+        b->base.h.present(b->base.h.arg, room, key, account, joined_at);
+}
+
+/* Lost with the connection, the join is written again by restore(); the
+ * member enters either way. */
+static void on_entered(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+    struct join_req *q = privdata;
+    on_join_reply(ac, reply_, q->b);
+    joined(q->b, q->room, q->key, q->account, q->joined_at);
+    json_decref(q->account);
+    free(q->key);
+    free(q);
+}
+
 static void rb_join(struct bus *bus, const char *room, const char *key, json_t *account,
                     const char *joined_at)
 {
     struct bus_redis *b = (struct bus_redis *)bus;
-    b->base.h.present(b->base.h.arg, room, key, account, joined_at);
-    if (redis_ready(b->pub))
-        send_join(b, room, key, account, joined_at, on_join_reply, b);
+    if (!redis_ready(b->pub)) {
+        joined(b, room, key, account, joined_at);
+        return;
+    }
+    struct join_req *q = xcalloc(1, sizeof(*q));
+    q->b = b;
+    snprintf(q->room, sizeof(q->room), "%s", room);
+    q->key = xstrdup(key);
+    q->account = json_incref(account);
+    snprintf(q->joined_at, sizeof(q->joined_at), "%s", joined_at);
+    if (send_join(b, room, key, account, joined_at, on_entered, q) < 0)
+        on_entered(NULL, NULL, q);
 }
 
 static void rb_leave(struct bus *bus, const char *room, const char *key, const char *account_id)

@@ -32,7 +32,8 @@ struct conn {
     char key[160]; /* "<instance>:<conn id>", unique in the cluster */
     char room_id[PROTOCOL_GUID_LEN + 1];
     struct room *room; /* set while joined or waiting to */
-    bool waiting;      /* for the room's presence, before the welcome */
+    bool waiting;      /* in room->waiting, before the welcome */
+    bool entering;     /* the bus is writing its presence */
     struct identity ident;
     char joined_at[PROTOCOL_TIMESTAMP_LEN];
     enum conn_state state;

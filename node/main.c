@@ -126,7 +126,8 @@ static int make_instance(struct node *n)
 
 static int setup_bus(struct node *n)
 {
-    const struct bus_handler h = {relay_deliver, relay_room_ready, relay_present, relay_absent, n};
+    const struct bus_handler h = {relay_deliver, relay_room_ready, relay_joined,
+                                  relay_present, relay_absent,     n};
     if (n->cfg.redis_url)
         n->bus = bus_redis_new(n->base, &n->cfg, n->instance, &n->rooms, &n->stats, &h);
     else

@@ -52,20 +52,44 @@ static void release_if_empty(struct node *n, struct room *r)
     room_release(&n->rooms, r);
 }
 
+/* The bus writes the connection's presence first, so that anyone who joins
+ * on another node after this welcome sees this member in theirs; meanwhile
+ * the connection waits, its input paused. */
 static void enter(struct conn *c, struct room *r)
 {
-    struct node *n = c->node;
     protocol_timestamp(node_now_ms(), c->joined_at);
-    json_t *participants = roster_participants(r, c->ident.account_id);
-    conn_send_json(c, protocol_welcome(c->ident.account_id, r->id, c->joined_at, participants));
-    json_decref(participants);
-    if (c->state == CONN_CLOSING) /* the welcome could not be queued (out of memory) */
-        return;
+    c->entering = true;
+    bus_join(c->node->bus, r->id, c->key, c->ident.account, c->joined_at);
+}
+
+bool relay_joined(void *node, const char *room, const char *key)
+{
+    struct node *n = node;
+    struct room *r = room_find(n->rooms, room);
+    struct conn *c = r ? r->waiting : NULL;
+    while (c && !(c->entering && !strcmp(c->key, key)))
+        c = c->room_next;
+    if (!c)
+        return false; /* it left meanwhile, and retracted its presence */
+    c->entering = false;
+    if (c->state != CONN_CLOSING) {
+        json_t *participants = roster_participants(r, c->ident.account_id);
+        conn_send_json(c, protocol_welcome(c->ident.account_id, r->id, c->joined_at, participants));
+        json_decref(participants);
+    }
+    if (c->state == CONN_CLOSING) {
+        /* Closing, or the welcome could not be queued (out of memory): it
+         * waits for relay_leave, having taken back what the bus wrote. */
+        bus_leave(n->bus, r->id, c->key, c->ident.account_id);
+        return false;
+    }
+    room_remove_waiting(r, c);
+    c->waiting = false;
     room_add_member(r, c);
-    c->room = r;
     c->state = CONN_JOINED;
-    bus_join(n->bus, r->id, c->key, c->ident.account, c->joined_at);
+    lws_rx_flow_control(c->wsi, 1);
     log_debug("conn %s: %s joined room %s", c->key, c->ident.account_id, r->id);
+    return true;
 }
 
 static void join(struct conn *c)
@@ -76,16 +100,13 @@ static void join(struct conn *c)
         r = room_open(&n->rooms, c->room_id);
         r->ready = bus_room_open(n->bus, r->id);
     }
-    if (r->ready) {
-        enter(c, r);
-        release_if_empty(n, r);
-        return;
-    }
     /* Nothing is read from the client until its welcome is out. */
     lws_rx_flow_control(c->wsi, 0);
     room_add_waiting(r, c);
     c->room = r;
     c->waiting = true;
+    if (r->ready)
+        enter(c, r);
 }
 
 void relay_room_ready(void *node, const char *room)
@@ -95,15 +116,12 @@ void relay_room_ready(void *node, const char *room)
     if (!r || r->ready)
         return;
     r->ready = true;
-    while (r->waiting) {
-        struct conn *c = r->waiting;
-        room_remove_waiting(r, c);
-        c->waiting = false;
-        c->room = NULL;
-        lws_rx_flow_control(c->wsi, 1);
-        enter(c, r);
+    struct conn *next;
+    for (struct conn *c = r->waiting; c; c = next) {
+        next = c->room_next; /* enter may take c off the list */
+        if (!c->entering && c->state != CONN_CLOSING)
+            enter(c, r);
     }
-    release_if_empty(n, r);
 }
 
 void relay_present(void *node, const char *room, const char *key, json_t *account,
@@ -169,6 +187,9 @@ void relay_leave(struct conn *c)
     if (c->waiting) {
         room_remove_waiting(r, c);
         c->waiting = false;
+        if (c->entering) /* after the join the bus is writing */
+            bus_leave(n->bus, r->id, c->key, c->ident.account_id);
+        c->entering = false;
     } else {
         room_remove_member(r, c);
         bus_leave(n->bus, r->id, c->key, c->ident.account_id);

@@ -18,6 +18,7 @@ void relay_leave(struct conn *c);
 void relay_message(struct conn *c, const char *text, size_t len, bool binary);
 void relay_deliver(void *node, const struct bus_msg *m);
 void relay_room_ready(void *node, const char *room);
+bool relay_joined(void *node, const char *room, const char *key);
 void relay_present(void *node, const char *room, const char *key, json_t *account,
                    const char *joined_at);
 void relay_absent(void *node, const char *room, const char *key, const char *account_id);
