@@ -2,11 +2,8 @@
 its errors stay with the sender's node, order holds through Redis, isolation of
 rooms, the slow reader on another node than the sender, keep-alive leaves. Every
 node fixture is a Spread of three nodes sharing Redis with that fixture's settings
-(see test_cluster_packets.py). Left out: SIGNAL_MAX_CONNECTIONS, a per-node limit;
-the byte budget, a per-sender limit on the sender's node, whose test reads the
-reader only when a packet is already there (a delivery slower than the sender's
-error, as through Redis on a loaded machine, makes it wait for an error that
-does not come)."""
+(see test_cluster_packets.py). Left out: SIGNAL_MAX_CONNECTIONS, a per-node
+limit."""
 
 import pytest
 
@@ -16,8 +13,7 @@ from wsclient import WSClient
 
 pytestmark = pytest.mark.cluster
 
-globals().update(single_node_tests(test_limits, exclude=[
-    "test_max_connections_503", "test_byte_budget_keeps_one_sender_from_flooding_a_queue"]))
+globals().update(single_node_tests(test_limits, exclude=["test_max_connections_503"]))
 
 
 @pytest.fixture(scope="module")
