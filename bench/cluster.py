@@ -22,7 +22,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from measure import ROOT, free_port, start, stop, token  # noqa: E402
+from measure import ROOT, free_port, round_trips, start, stop, token  # noqa: E402
 from wsclient import WSClient  # noqa: E402
 
 
@@ -83,18 +83,10 @@ def round_trip(tool, ports, n):
     a = client(tool, ports[0], room, "a")
     b = client(tool, ports[1], room, "b")
     wait_for(a, lambda m: kind(m) == "user-joined", 10)
-    samples = []
-    for i in range(n):
-        t0 = time.perf_counter()
-        a.send_json({"type": "offer", "data": {"i": i}, "to": "b"})
-        b.recv_json()
-        b.send_json({"type": "answer", "data": {"i": i}, "to": "a"})
-        a.recv_json()
-        samples.append((time.perf_counter() - t0) * 1e6)
-    samples.sort()
+    p50, p99 = round_trips(a, b, n)
     a.abort()
     b.abort()
-    return samples[len(samples) // 2], samples[int(len(samples) * 0.99)]
+    return p50, p99
 
 
 def redis_restart(tool, redis, ports, down_s):

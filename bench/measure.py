@@ -69,6 +69,20 @@ def stop(proc):
     proc.wait(timeout=10)
 
 
+def round_trips(a, b, n):
+    """p50 and p99 in microseconds of n offers A->B answered B->A (accounts a, b)."""
+    samples = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        a.send_json({"type": "offer", "data": {"i": i}, "to": "b"})
+        b.recv_json()
+        b.send_json({"type": "answer", "data": {"i": i}, "to": "a"})
+        a.recv_json()
+        samples.append((time.perf_counter() - t0) * 1e6)
+    samples.sort()
+    return samples[len(samples) // 2], samples[int(len(samples) * 0.99)]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin", "signal-node"))
@@ -114,17 +128,8 @@ def main():
     b = WSClient.connect("127.0.0.1", port, f"/api/chat/realtime/{room}?tk={token(args.token_bin, 'b', [room])}")
     b.recv_json()
     a.recv_json()  # user-joined
-    samples = []
-    for i in range(args.round_trips):
-        t0 = time.perf_counter()
-        a.send_json({"type": "offer", "data": {"i": i}, "to": "b"})
-        b.recv_json()
-        b.send_json({"type": "answer", "data": {"i": i}, "to": "a"})
-        a.recv_json()
-        samples.append((time.perf_counter() - t0) * 1e6)
-    samples.sort()
-    print(f"round trip A->B->A ({args.round_trips}): p50 {samples[len(samples) // 2]:.0f} us, "
-          f"p99 {samples[int(len(samples) * 0.99)]:.0f} us")
+    p50, p99 = round_trips(a, b, args.round_trips)
+    print(f"round trip A->B->A ({args.round_trips}): p50 {p50:.0f} us, p99 {p99:.0f} us")
     stop(proc)
 
 

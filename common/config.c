@@ -99,38 +99,34 @@ static int parse_prefix(struct config *c, const struct setting *s, const char *v
     return 0;
 }
 
+/* A Redis URL into *text and *url; empty clears both. */
+static int set_redis_url(char **text, struct redis_url *url, const char *v, char *why, size_t n)
+{
+    redis_url_free(url);
+    free(*text);
+    *text = NULL;
+    if (!*v)
+        return 0;
+    if (redis_url_parse(v, url) < 0) {
+        snprintf(why, n, "expected redis://[[user]:password@]host:port[/db], got \"%s\"", v);
+        return -1;
+    }
+    *text = strdup(v);
+    return 0;
+}
+
 static int parse_redis(struct config *c, const struct setting *s, const char *v, char *why,
                        size_t n)
 {
     (void)s;
-    redis_url_free(&c->redis);
-    free(c->redis_url);
-    c->redis_url = NULL;
-    if (!*v)
-        return 0;
-    if (redis_url_parse(v, &c->redis) < 0) {
-        snprintf(why, n, "expected redis://[[user]:password@]host:port[/db], got \"%s\"", v);
-        return -1;
-    }
-    c->redis_url = strdup(v);
-    return 0;
+    return set_redis_url(&c->redis_url, &c->redis, v, why, n);
 }
 
 static int parse_membership_redis(struct config *c, const struct setting *s, const char *v,
                                   char *why, size_t n)
 {
     (void)s;
-    redis_url_free(&c->membership_redis);
-    free(c->membership_redis_url);
-    c->membership_redis_url = NULL;
-    if (!*v)
-        return 0;
-    if (redis_url_parse(v, &c->membership_redis) < 0) {
-        snprintf(why, n, "expected redis://[[user]:password@]host:port[/db], got \"%s\"", v);
-        return -1;
-    }
-    c->membership_redis_url = strdup(v);
-    return 0;
+    return set_redis_url(&c->membership_redis_url, &c->membership_redis, v, why, n);
 }
 
 /* Keys and channels are built by concatenation, and the Lua scripts split
