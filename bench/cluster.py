@@ -6,7 +6,7 @@
   signals flow across nodes again, and a member who joined meanwhile is seen;
 - how long after a node is killed (SIGKILL) its member's user-left arrives.
 
-    /usr/bin/python3 bench/cluster.py [--bin build/bin/signal-node] [--ttl 10]
+    /usr/bin/python3 bench/cluster.py [--bin build/bin/signal-node] [--ttl 6]
     /usr/bin/python3 bench/cluster.py --peer /tmp/peer     # the Node.js reference
 
 The clients are the test suite's Python WebSocket client, as in measure.py.
@@ -158,7 +158,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin", "signal-node"))
     ap.add_argument("--token-bin", default=os.path.join(ROOT, "build", "bin", "signal-token"))
     ap.add_argument("--round-trips", type=int, default=2000)
-    ap.add_argument("--ttl", type=int, default=10, help="SIGNAL_NODE_TTL_S for the SIGKILL runs")
+    ap.add_argument("--ttl", type=int, default=6, help="SIGNAL_NODE_TTL_S for the SIGKILL runs")
     ap.add_argument("--kill-runs", type=int, default=3)
     ap.add_argument("--redis-down-s", type=float, default=5)
     ap.add_argument("--peer", metavar="DIR", help="measure the Node.js reference in DIR")

@@ -173,13 +173,14 @@ static void send_unsubscribe(struct sub *s)
 /* ---- presence ---- */
 
 /* A script Redis refused (out of memory, an ACL): said once until one
- * works again; the presence is written again at the next heartbeat. */
-static void script_failed(struct bus_redis *b, const char *what, const char *why)
+ * works again. Presence is written again at the next heartbeat when rewrite
+ * is set; a room whose load failed is loaded again there anyway. */
+static void script_failed(struct bus_redis *b, const char *what, const char *why, bool rewrite)
 {
     if (!b->script_failing)
         log_error("redis bus: %s failed: %s; retrying at each heartbeat", what, why);
     b->script_failing = true;
-    b->restore_needed = true;
+    b->restore_needed = b->restore_needed || rewrite;
 }
 
 static void on_join_reply(redisAsyncContext *ac, void *reply_, void *privdata)
@@ -187,7 +188,7 @@ static void on_join_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     (void)ac;
     redisReply *reply = reply_;
     if (reply && reply->type == REDIS_REPLY_ERROR)
-        script_failed(privdata, "join", reply->str);
+        script_failed(privdata, "join", reply->str, true);
 }
 
 /* Returns -1 when the command could not be sent: fn will not run. */
@@ -238,7 +239,7 @@ static void on_leave_reply(redisAsyncContext *ac, void *reply_, void *privdata)
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
-        script_failed(t->b, "leave", reply->str);
+        script_failed(t->b, "leave", reply->str, true);
         t->next = t->b->pending;
         t->b->pending = t;
         return;
@@ -269,7 +270,7 @@ static void on_restored(redisAsyncContext *ac, void *reply_, void *privdata)
     const char *error = reply ? first_error(reply) : "connection lost";
     if (error) { /* written again: the leaves and joins are idempotent */
         if (reply)
-            script_failed(b, "restoring presence", error);
+            script_failed(b, "restoring presence", error, true);
         while (batch) {
             struct retract *t = batch;
             batch = t->next;
@@ -589,7 +590,7 @@ static void on_load(redisAsyncContext *ac, void *reply_, void *privdata)
         reply->element[2]->type != REDIS_REPLY_ARRAY) {
         /* Follow the events from here on, and load again at the next beat. */
         script_failed(b, "loading a room",
-                      reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+                      reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply", false);
         s->ver = 0;
         s->unsure = true;
     } else {
@@ -685,13 +686,14 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
     struct bus_redis *b = arg;
     if (!redis_ready(b->pub) || b->stopping)
         return;
-    if (b->sweep_sent && node_mono_ms() - b->sweep_sent >= b->stuck_ms) {
+    /* Half a period of slack: beats are a period apart, give or take. */
+    if (b->sweep_sent && node_mono_ms() - b->sweep_sent >= b->stuck_ms - b->period_ms / 2) {
         /* Seconds without an answer: this Redis is stuck, and a new
          * connection is likelier to work than waiting on this one. */
         redis_drop(b->pub, "no answer");
         return;
     }
-    if (b->pending || b->restore_needed)
+    if ((b->pending || b->restore_needed) && !b->restore_busy)
         restore(b); /* with the heartbeat */
     else
         send_heartbeat(b);
@@ -740,8 +742,8 @@ static void on_swept(redisAsyncContext *ac, void *reply_, void *privdata)
     if (!reply)
         return;
     if (reply->type != REDIS_REPLY_ARRAY) {
-        log_error("redis bus: sweep failed: %s",
-                  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        script_failed(b, "the sweep",
+                      reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply", false);
         return;
     }
     struct sub *s, *tmp;
@@ -957,7 +959,7 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg, con
     b->stats = stats;
     b->beat = event_new(base, -1, EV_PERSIST, on_beat, b);
     /* A node is forgotten once its heartbeat has been gone 1.5 periods:
-     * within TTL + 2.5 periods of its death, 1.6 x TTL. */
+     * within TTL + 3 periods of its death, 1.75 x TTL. */
     b->period_ms = cfg->node_ttl_s * 1000 / 4;
     b->stuck_ms = b->period_ms * 2 < 5000 ? b->period_ms * 2 : 5000;
     struct timeval tv = {b->period_ms / 1000, (b->period_ms % 1000) * 1000};

@@ -171,12 +171,12 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
 static void start_connect(struct redis *r)
 {
     redisAsyncContext *ac = redisAsyncConnect(r->url.host, r->url.port);
-    if (!ac || ac->err) {
-        const char *why = ac ? ac->errstr : "out of memory";
-        log_debug("redis %s: connect failed: %s", r->name, why);
+    if (!ac || ac->err) { /* a name that does not resolve, say */
+        char why[128];
+        snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
-        schedule_retry(r);
+        went_down(r, why);
         return;
     }
     ac->data = r;
