@@ -47,10 +47,11 @@ static const char lua_load[] =
     "        redis.call('SMEMBERS', KEYS[3])}\n";
 
 /* KEYS: nodes, seq, suspects. ARGV: prefix, confirm ms. An instance whose
- * heartbeat is gone (or belongs to a newer boot) becomes a suspect; still
- * gone confirm ms later, it is forgotten: its presence removed with a leave
- * event each. The wait spares the live when Redis itself stalled and let
- * every heartbeat expire. Returns the registered instances. */
+ * heartbeat holds a newer boot id is forgotten at once: its presence removed
+ * with a leave event each. One whose heartbeat is gone becomes a suspect,
+ * and is forgotten if still gone confirm ms later: the wait spares the live
+ * when Redis itself stalled and let every heartbeat expire. Returns the
+ * registered instances. */
 static const char lua_sweep[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -58,13 +59,18 @@ static const char lua_sweep[] =
     "for _, inst in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
     "  local node, boot = string.match(inst, '^(.*):([^:]*)$')\n"
     "  local since = tonumber(redis.call('HGET', KEYS[3], inst))\n"
-    "  if node and redis.call('GET', ARGV[1] .. 'node:' .. node) == boot then\n"
+    "  local beat = node and redis.call('GET', ARGV[1] .. 'node:' .. node)\n"
+    "  local dead = false\n"
+    "  if beat == boot then\n"
     "    if since then redis.call('HDEL', KEYS[3], inst) end\n"
-    "    alive[#alive + 1] = inst\n"
+    "  elseif beat then\n"
+    "    dead = true\n"
     "  elseif not since then\n"
     "    redis.call('HSET', KEYS[3], inst, now)\n"
-    "    alive[#alive + 1] = inst\n"
-    "  elseif now - since < tonumber(ARGV[2]) then\n"
+    "  else\n"
+    "    dead = now - since >= tonumber(ARGV[2])\n"
+    "  end\n"
+    "  if not dead then\n"
     "    alive[#alive + 1] = inst\n"
     "  else\n"
     "    local rooms_key = ARGV[1] .. 'rooms:' .. inst\n"

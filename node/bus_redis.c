@@ -399,6 +399,8 @@ static void on_presence(struct bus_redis *b, struct sub *s, const char *text, si
         struct conn *c = local_member(r, k);
         if (c)
             send_join(b, r->id, c->key, c->ident.account, c->joined_at, on_join_reply, b);
+        else
+            b->restore_needed = true; /* it may be entering still */
     } else {
         char *account_id = strndup(p, (size_t)(end - p));
         b->base.h.absent(b->base.h.arg, s->room, k, account_id);
@@ -456,8 +458,11 @@ static void on_message(struct bus_redis *b, const redisReply *channel, const red
         return; /* our own: delivered or applied when it happened */
     if (s->synced)
         handle(b, s, msg->str, msg->len);
-    else
+    else if (s->loading)
         hold(b, s, msg->str, msg->len);
+    else if (msg->str[0] == 'S')
+        handle(b, s, msg->str, msg->len); /* no load possible now: late is worse */
+    /* else a presence event before the load is sent: the load will hold it */
 }
 
 /* ---- loading a room's presence ---- */
@@ -883,8 +888,10 @@ static void rb_join(struct bus *bus, const char *room, const char *key, json_t *
     q->key = xstrdup(key);
     q->account = json_incref(account);
     snprintf(q->joined_at, sizeof(q->joined_at), "%s", joined_at);
-    if (send_join(b, room, key, account, joined_at, on_entered, q) < 0)
+    if (send_join(b, room, key, account, joined_at, on_entered, q) < 0) {
+        b->restore_needed = true; /* written at the next beat */
         on_entered(NULL, NULL, q);
+    }
 }
 
 static void rb_leave(struct bus *bus, const char *room, const char *key, const char *account_id)

@@ -41,6 +41,9 @@ static void stop_loop(struct node *n)
     n->lws = NULL;
     event_del(n->sig_term);
     event_del(n->sig_int);
+    /* Stopping already: another signal must not kill the goodbyes. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     if (n->drain_timer)
         event_del(n->drain_timer);
     /* Leaves and goodbyes already written still reach Redis. */

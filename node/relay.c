@@ -1,6 +1,8 @@
 /* Joining, relaying and leaving; see relay.h. */
+#define _GNU_SOURCE /* POLLRDHUP */
 #include "relay.h"
 
+#include <poll.h>
 #include <string.h>
 
 #include "bus.h"
@@ -62,6 +64,15 @@ static void enter(struct conn *c, struct room *r)
     bus_join(c->node->bus, r->id, c->key, c->ident.account, c->joined_at);
 }
 
+/* Input is paused while a connection waits for its welcome, so lws has not
+ * seen a client that went away meanwhile; it would be announced to the
+ * room only to leave at once. */
+static bool peer_gone(struct conn *c)
+{
+    struct pollfd p = {lws_get_socket_fd(c->wsi), POLLRDHUP, 0};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 bool relay_joined(void *node, const char *room, const char *key)
 {
     struct node *n = node;
@@ -72,6 +83,8 @@ bool relay_joined(void *node, const char *room, const char *key)
     if (!c)
         return false; /* it left meanwhile, and retracted its presence */
     c->entering = false;
+    if (c->state != CONN_CLOSING && peer_gone(c))
+        conn_close(c, 1001, "Going away");
     if (c->state != CONN_CLOSING) {
         json_t *participants = roster_participants(r, c->ident.account_id);
         conn_send_json(c, protocol_welcome(c->ident.account_id, r->id, c->joined_at, participants));
@@ -81,6 +94,7 @@ bool relay_joined(void *node, const char *room, const char *key)
         /* Closing, or the welcome could not be queued (out of memory): it
          * waits for relay_leave, having taken back what the bus wrote. */
         bus_leave(n->bus, r->id, c->key, c->ident.account_id);
+        lws_rx_flow_control(c->wsi, 1); /* so that lws sees the close */
         return false;
     }
     room_remove_waiting(r, c);
