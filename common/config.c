@@ -49,10 +49,10 @@ static int parse_long(struct config *c, const struct setting *s, const char *v, 
     return 0;
 }
 
-static int parse_listen(struct config *c, const struct setting *s, const char *v, char *why,
-                        size_t n)
+/* "host:port", "[ipv6]:port" or ":port" into *host (NULL = every address)
+ * and *port. */
+static int parse_address(const char *v, char **host_out, int *port_out, char *why, size_t n)
 {
-    (void)s;
     const char *colon = strrchr(v, ':');
     const char *host = v, *host_end = colon;
     if (!colon) {
@@ -74,13 +74,27 @@ static int parse_listen(struct config *c, const struct setting *s, const char *v
         return -1;
     }
     size_t len = (size_t)(host_end - host);
-    free(c->listen_host);
-    c->listen_host = NULL;
+    free(*host_out);
+    *host_out = NULL;
     if (len && !(len == 7 && !strncmp(host, "0.0.0.0", 7)) &&
         !(len == 2 && !strncmp(host, "::", 2)))
-        c->listen_host = strndup(host, len);
-    c->listen_port = (int)port;
+        *host_out = strndup(host, len);
+    *port_out = (int)port;
     return 0;
+}
+
+static int parse_listen(struct config *c, const struct setting *s, const char *v, char *why,
+                        size_t n)
+{
+    (void)s;
+    return parse_address(v, &c->listen_host, &c->listen_port, why, n);
+}
+
+static int parse_admin_listen(struct config *c, const struct setting *s, const char *v, char *why,
+                              size_t n)
+{
+    (void)s;
+    return parse_address(v, &c->admin_host, &c->admin_port, why, n);
 }
 
 static int parse_prefix(struct config *c, const struct setting *s, const char *v, char *why,
@@ -211,6 +225,18 @@ static int parse_log_level(struct config *c, const struct setting *s, const char
     return 0;
 }
 
+static int parse_log_format(struct config *c, const struct setting *s, const char *v, char *why,
+                            size_t n)
+{
+    (void)s;
+    if (log_format_parse(v, &c->log_format) < 0) {
+        snprintf(why, n, "expected json or text, got \"%s\"", v);
+        return -1;
+    }
+    c->log_format_set = true;
+    return 0;
+}
+
 static int parse_bool(struct config *c, const struct setting *s, const char *v, char *why, size_t n)
 {
     bool *field = AT(c, s, bool);
@@ -233,6 +259,9 @@ static int parse_bool(struct config *c, const struct setting *s, const char *v, 
 static const struct setting settings[] = {
     {"SIGNAL_LISTEN", "listen", "0.0.0.0:8080", "address:port for WebSocket and HTTP", parse_listen,
      0, 0, 0},
+    {"SIGNAL_ADMIN_LISTEN", "admin-listen", NULL,
+     "address:port for /healthz, /readyz and /metrics only; unset = on SIGNAL_LISTEN",
+     parse_admin_listen, 0, 0, 0},
     {"SIGNAL_PATH_PREFIX", "path-prefix", "/api", "prefix of the signaling route", parse_prefix, 0,
      0, 0},
     {"SIGNAL_REDIS_URL", "redis-url", NULL,
@@ -282,10 +311,17 @@ static const struct setting settings[] = {
     LONG_SETTING("SIGNAL_DRAIN_S", "drain-s", "20",
                  "on SIGTERM: seconds of draining before remaining clients are closed", drain_s, 0,
                  3600),
+    LONG_SETTING("SIGNAL_DRAIN_CLOSE_S", "drain-close-s", "5",
+                 "after the drain: seconds over which the remaining clients are closed, in small "
+                 "batches",
+                 drain_close_s, 0, 3600),
     LONG_SETTING("SIGNAL_PING_S", "ping-s", "25",
                  "keepalive: ping after this many idle seconds, drop after twice that", ping_s, 1,
                  3600),
     {"SIGNAL_LOG_LEVEL", "log-level", "info", "error, warn, info or debug", parse_log_level, 0, 0,
+     0},
+    {"SIGNAL_LOG_FORMAT", "log-format", NULL,
+     "json (one object per line) or text (default: json; text under --dev)", parse_log_format, 0, 0,
      0},
     {"SIGNAL_DEV", "dev", "false",
      "development mode: random secret, prints a ready URL with dev tokens", parse_bool, FIELD(dev),
@@ -366,6 +402,14 @@ static int check_whole(struct config *c, char *err, size_t n)
                  "SIGNAL_MEMBERSHIP: redis needs SIGNAL_REDIS_URL or SIGNAL_MEMBERSHIP_REDIS_URL");
         return -1;
     }
+    if (!c->log_format_set)
+        c->log_format = c->dev ? LOG_TEXT : LOG_JSON;
+    if (c->admin_port && c->admin_port == c->listen_port &&
+        (!c->admin_host || !c->listen_host || !strcmp(c->admin_host, c->listen_host))) {
+        snprintf(err, n, "SIGNAL_ADMIN_LISTEN: must differ from SIGNAL_LISTEN (port %d)",
+                 c->admin_port);
+        return -1;
+    }
     if (!c->node_id) {
         char host[256];
         if (gethostname(host, sizeof(host)) != 0)
@@ -403,6 +447,7 @@ enum config_result config_load(struct config *c, int argc, char **argv, char *er
 void config_free(struct config *c)
 {
     free(c->listen_host);
+    free(c->admin_host);
     free(c->path_prefix);
     free(c->redis_url);
     redis_url_free(&c->redis);

@@ -22,6 +22,8 @@ enum membership_kind { MEMBERSHIP_TOKEN, MEMBERSHIP_REDIS };
 struct config {
     char *listen_host; /* NULL = every address */
     int listen_port;
+    char *admin_host;  /* NULL = every address */
+    int admin_port;    /* 0 = no admin listener: the endpoints are on listen_port */
     char *path_prefix; /* "" or "/x[/y]", no trailing slash */
     char *redis_url;   /* NULL = single node, in-process bus */
     struct redis_url redis;
@@ -45,8 +47,11 @@ struct config {
     long send_queue_bytes;
     long max_connections;
     long drain_s;
+    long drain_close_s;
     long ping_s;
     enum log_level log_level;
+    enum log_format log_format;
+    bool log_format_set;
     bool dev;
 };
 

@@ -203,3 +203,30 @@ Test(config, flag_overrides_a_bad_variable)
     cr_assert_eq(c.listen_port, 9000);
     config_free(&c);
 }
+
+Test(config, operations_settings)
+{
+    struct config c;
+    char *argv[] = {"signal-node"};
+    cr_assert_eq(load(&c, 1, argv), CONFIG_OK, "%s", err);
+    cr_assert_eq(c.admin_port, 0);
+    cr_assert_eq(c.drain_close_s, 5);
+    cr_assert_eq(c.log_format, LOG_JSON);
+    config_free(&c);
+    char *dev[] = {"signal-node", "--dev"};
+    cr_assert_eq(load(&c, 2, dev), CONFIG_OK, "%s", err);
+    cr_assert_eq(c.log_format, LOG_TEXT, "text under --dev");
+    config_free(&c);
+    char *json_dev[] = {"signal-node",    "--dev",          "--log-format",    "json",
+                        "--admin-listen", "127.0.0.1:9090", "--drain-close-s", "0"};
+    cr_assert_eq(load(&c, 8, json_dev), CONFIG_OK, "%s", err);
+    cr_assert_eq(c.log_format, LOG_JSON);
+    cr_assert_str_eq(c.admin_host, "127.0.0.1");
+    cr_assert_eq(c.admin_port, 9090);
+    cr_assert_eq(c.drain_close_s, 0);
+    config_free(&c);
+    expect_error("SIGNAL_LOG_FORMAT", "xml", "SIGNAL_LOG_FORMAT");
+    expect_error("SIGNAL_ADMIN_LISTEN", "nope", "SIGNAL_ADMIN_LISTEN");
+    expect_error("SIGNAL_ADMIN_LISTEN", "0.0.0.0:8080", "SIGNAL_ADMIN_LISTEN");
+    expect_error("SIGNAL_DRAIN_CLOSE_S", "-1", "SIGNAL_DRAIN_CLOSE_S");
+}

@@ -1,0 +1,110 @@
+/* Unit tests of the log line format: JSON and text, fields, escaping. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <string.h>
+
+#include "log.h"
+
+static char line[LOG_LINE_MAX + 1];
+
+static const char *fmt(enum log_format f, const struct log_fields *fields, const char *msg)
+{
+    /* 2026-11-29T15:01:34.567Z */
+    log_format_line(line, sizeof(line), f, 1795964494567LL, LOG_INFO, "node-1", "conn_close",
+                    fields, msg);
+    return line;
+}
+
+Test(log, json_line_has_every_field)
+{
+    struct log_fields f = {"room-1", "alice", "node-1:ab:7", 1001, 250};
+    json_error_t e;
+    json_t *j = json_loads(fmt(LOG_JSON, &f, "connection closed"), 0, &e);
+    cr_assert_not_null(j, "not JSON: %s (%s)", line, e.text);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "time")), "2026-11-29T15:01:34.567Z");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "level")), "info");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "node")), "node-1");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "event")), "conn_close");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "room")), "room-1");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "account")), "alice");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "conn")), "node-1:ab:7");
+    cr_assert_eq(json_integer_value(json_object_get(j, "code")), 1001);
+    cr_assert_eq(json_integer_value(json_object_get(j, "duration_ms")), 250);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "msg")), "connection closed");
+    json_decref(j);
+}
+
+Test(log, absent_fields_are_left_out)
+{
+    struct log_fields f = {NULL, "bob", NULL, 0, -1};
+    cr_assert_str_eq(
+        fmt(LOG_JSON, &f, "m"),
+        "{\"time\":\"2026-11-29T15:01:34.567Z\",\"level\":\"info\",\"node\":\"node-1\","
+        "\"event\":\"conn_close\",\"account\":\"bob\",\"msg\":\"m\"}");
+    cr_assert_str_eq(fmt(LOG_TEXT, NULL, "m"),
+                     "2026-11-29T15:01:34.567Z info  node-1 conn_close: m");
+}
+
+Test(log, text_line)
+{
+    struct log_fields f = {"r", "a", "c", 4008, 0};
+    cr_assert_str_eq(fmt(LOG_TEXT, &f, "too slow"),
+                     "2026-11-29T15:01:34.567Z info  node-1 conn_close room=r account=a conn=c "
+                     "code=4008 duration_ms=0: too slow");
+}
+
+Test(log, client_text_cannot_forge_a_line_or_a_field)
+{
+    struct log_fields f = {NULL, "x\"}\n{\"level\":\"error\"\\\x01\x7f", NULL, 0, -1};
+    json_t *j = json_loads(fmt(LOG_JSON, &f, "m\r\n"), 0, NULL);
+    cr_assert_not_null(j, "not JSON: %s", line);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "account")),
+                     "x\"}\n{\"level\":\"error\"\\\x01\x7f");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "level")), "info");
+    json_decref(j);
+    cr_assert_null(strchr(line, '\n'));
+    fmt(LOG_TEXT, &f, "m\r\n");
+    cr_assert_null(strchr(line, '\n'));
+    cr_assert_null(strchr(line, '\r'));
+    cr_assert(strstr(line, "account=x\\\"}\\x0a{\\\"level\\\":") != NULL, "%s", line);
+}
+
+Test(log, invalid_utf8_is_replaced_and_valid_kept)
+{
+    struct log_fields f = {NULL, "caf\xc3\xa9 \xff\xc0\xaf \xed\xa0\x80", NULL, 0, -1};
+    json_t *j = json_loads(fmt(LOG_JSON, &f, "m"), 0, NULL);
+    cr_assert_not_null(j, "not JSON: %s", line);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "account")),
+                     "caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef"
+                     "\xbf\xbd");
+    json_decref(j);
+    fmt(LOG_TEXT, &f, "m");
+    cr_assert(strstr(line, "account=caf\xc3\xa9 \\xff\\xc0\\xaf \\xed\\xa0\\x80:") != NULL, "%s",
+              line);
+}
+
+Test(log, long_values_are_cut_and_the_line_stays_whole)
+{
+    static char big[5000];
+    memset(big, '\n', sizeof(big) - 1);
+    struct log_fields f = {big, big, big, 1, 1};
+    size_t n = log_format_line(line, sizeof(line), LOG_JSON, 0, LOG_ERROR, big, big, &f, big);
+    cr_assert_eq(n, strlen(line));
+    json_t *j = json_loads(line, 0, NULL);
+    cr_assert_not_null(j, "a line with every field at its longest is still JSON");
+    cr_assert_eq(strlen(json_string_value(json_object_get(j, "msg"))), 1024 + 3);
+    json_decref(j);
+}
+
+Test(log, parse_names)
+{
+    enum log_format f;
+    enum log_level l;
+    cr_assert_eq(log_format_parse("json", &f), 0);
+    cr_assert_eq(f, LOG_JSON);
+    cr_assert_eq(log_format_parse("text", &f), 0);
+    cr_assert_eq(f, LOG_TEXT);
+    cr_assert_eq(log_format_parse("xml", &f), -1);
+    cr_assert_eq(log_level_parse("debug", &l), 0);
+    cr_assert_eq(l, LOG_DEBUG);
+}
