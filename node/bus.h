@@ -56,6 +56,9 @@ struct bus_ops {
     void (*join)(struct bus *b, const char *room, const char *key, json_t *account,
                  const char *joined_at);
     void (*leave)(struct bus *b, const char *room, const char *key, const char *account_id);
+    /* NULL when the bus carries signals to the other nodes, else why not:
+     * the readiness answer. */
+    const char *(*not_ready)(struct bus *b);
     /* The node is stopping: say goodbye and close, without waiting. */
     void (*stop)(struct bus *b);
     void (*free)(struct bus *b);
@@ -87,6 +90,10 @@ static inline void bus_leave(struct bus *b, const char *room, const char *key,
                              const char *account_id)
 {
     b->ops->leave(b, room, key, account_id);
+}
+static inline const char *bus_not_ready(struct bus *b)
+{
+    return b->ops->not_ready(b);
 }
 static inline void bus_stop(struct bus *b)
 {

@@ -33,6 +33,12 @@ static void local_leave(struct bus *b, const char *room, const char *key, const 
     b->h.absent(b->h.arg, room, key, account_id);
 }
 
+static const char *local_not_ready(struct bus *b)
+{
+    (void)b;
+    return NULL; /* there are no other nodes to reach */
+}
+
 static void local_stop(struct bus *b)
 {
     (void)b;
@@ -44,8 +50,8 @@ static void local_free(struct bus *b)
 }
 
 static const struct bus_ops local_ops = {local_publish, local_room_open, local_room_close,
-                                         local_join,    local_leave,     local_stop,
-                                         local_free};
+                                         local_join,    local_leave,     local_not_ready,
+                                         local_stop,    local_free};
 
 struct bus *bus_local_new(const struct bus_handler *h)
 {

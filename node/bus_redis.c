@@ -151,7 +151,8 @@ static void on_open_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct sub *s = arg;
-    log_warn("room %s: presence not loaded from Redis within %d ms; opening with what is known",
+    log_warn("room_open_timeout",
+             "room %s: presence not loaded from Redis within %d ms; opening with what is known",
              s->room, OPEN_TIMEOUT_MS);
     open_now(s);
 }
@@ -178,7 +179,8 @@ static void send_unsubscribe(struct sub *s)
 static void script_failed(struct bus_redis *b, const char *what, const char *why, bool rewrite)
 {
     if (!b->script_failing)
-        log_error("redis bus: %s failed: %s; retrying at each heartbeat", what, why);
+        log_error("redis_script_failed", "redis bus: %s failed: %s; retrying at each heartbeat",
+                  what, why);
     b->script_failing = true;
     b->restore_needed = b->restore_needed || rewrite;
 }
@@ -317,7 +319,8 @@ static void restore(struct bus_redis *b)
     if (redis_command(b->pub, on_restored, b, "EXEC") < 0)
         on_restored(NULL, NULL, b);
     if (joins || leaves)
-        log_info("redis bus: restoring %u connections and %u leaves", joins, leaves);
+        log_info("redis_restore", "redis bus: restoring %u connections and %u leaves", joins,
+                 leaves);
 }
 
 /* ---- what arrives on a channel ---- */
@@ -339,7 +342,10 @@ static bool field_is(const char *f, size_t n, const char *s)
     return strlen(s) == n && !memcmp(f, s, n);
 }
 
-/* "S|instance|conn|len of to|<to><packet>" */
+/* "S|instance|conn[@sent]|len of to|<to><packet>", sent being the
+ * publisher's wall clock in microseconds: the lag metric. A node of an older
+ * release reads the conn field up to the '@' and ignores the rest, so that a
+ * rolling upgrade mixes both. */
 static void on_signal(struct bus_redis *b, struct sub *s, const char *text, size_t len)
 {
     const char *p = text + 2, *end = text + len, *inst, *seq, *tolen;
@@ -355,7 +361,13 @@ static void on_signal(struct bus_redis *b, struct sub *s, const char *text, size
     if (pk && (to || !to_len)) {
         char origin[160];
         snprintf(origin, sizeof(origin), "%.*s", (int)ni, inst);
-        struct bus_msg m = {s->room, origin, strtoull(seq, NULL, 10), to, pk};
+        char *rest;
+        struct bus_msg m = {s->room, origin, strtoull(seq, &rest, 10), to, pk};
+        if (rest < seq + ns && *rest == '@') {
+            long long sent_us = strtoll(rest + 1, NULL, 10), lag_us = node_now_us() - sent_us;
+            /* Clocks of different hosts disagree: a negative lag is skew. */
+            histogram_observe(&b->stats->bus_lag, lag_us > 0 ? (double)lag_us / 1e6 : 0.0);
+        }
         b->stats->bus_received++;
         b->base.h.deliver(b->base.h.arg, &m);
     }
@@ -434,7 +446,7 @@ static void hold(struct bus_redis *b, struct sub *s, const char *text, size_t le
 {
     if (s->backlog_bytes + len > MAX_BACKLOG_BYTES) {
         if (text[0] == 'S')
-            b->stats->bus_dropped++;
+            b->stats->dropped[DROP_LOAD_BACKLOG]++;
         s->unsure = true; /* a lost presence event: load again later */
         return;
     }
@@ -768,15 +780,19 @@ static int rb_publish(struct bus *bus, const struct bus_msg *m)
 {
     struct bus_redis *b = (struct bus_redis *)bus;
     b->base.h.deliver(b->base.h.arg, m);
-    if (!redis_ready(b->pub) || redis_unsent_bytes(b->pub) > MAX_UNSENT_BYTES) {
-        b->stats->bus_dropped++;
+    if (!redis_ready(b->pub)) {
+        b->stats->dropped[DROP_REDIS_DOWN]++;
+        return -1;
+    }
+    if (redis_unsent_bytes(b->pub) > MAX_UNSENT_BYTES) {
+        b->stats->dropped[DROP_REDIS_BACKLOG]++;
         return -1;
     }
     /* The packet is serialized once; the command is written around it. */
     size_t to_len = m->to ? strlen(m->to) : 0;
     char head[256];
-    int hl = snprintf(head, sizeof(head), "S|%s|%llu|%zu|", m->origin,
-                      (unsigned long long)m->origin_conn, to_len);
+    int hl = snprintf(head, sizeof(head), "S|%s|%llu@%lld|%zu|", m->origin,
+                      (unsigned long long)m->origin_conn, node_now_us(), to_len);
     char *channel = key_of(b, "room:", m->room);
     size_t ch_len = strlen(channel), msg_len = (size_t)hl + to_len + m->packet->len;
     char resp[128];
@@ -795,7 +811,7 @@ static int rb_publish(struct bus *bus, const struct bus_msg *m)
     free(cmd);
     free(channel);
     if (rc < 0) {
-        b->stats->bus_dropped++;
+        b->stats->dropped[DROP_REDIS_DOWN]++;
         return -1;
     }
     b->stats->bus_published++;
@@ -911,6 +927,16 @@ static void rb_leave(struct bus *bus, const char *room, const char *key, const c
     }
 }
 
+static const char *rb_not_ready(struct bus *bus)
+{
+    struct bus_redis *b = (struct bus_redis *)bus;
+    if (!redis_ready(b->pub))
+        return "redis bus connection down";
+    if (!redis_ready(b->sub))
+        return "redis subscriber connection down";
+    return NULL;
+}
+
 static void rb_stop(struct bus *bus)
 {
     struct bus_redis *b = (struct bus_redis *)bus;
@@ -945,7 +971,7 @@ static void rb_free(struct bus *bus)
 }
 
 static const struct bus_ops redis_ops = {rb_publish, rb_room_open, rb_room_close, rb_join,
-                                         rb_leave,   rb_stop,      rb_free};
+                                         rb_leave,   rb_not_ready, rb_stop,       rb_free};
 
 struct bus *bus_redis_new(struct event_base *base, const struct config *cfg, const char *instance,
                           struct room **rooms, struct stats *stats, const struct bus_handler *h)

@@ -29,7 +29,6 @@ struct conn *conn_new(struct node *n, struct identity *ident, const char *room_i
         n->conns->all_prev = c;
     n->conns = c;
     n->n_conns++;
-    n->stats.connections_total++;
     return c;
 }
 
@@ -39,14 +38,18 @@ double conn_byte_burst(const struct config *cfg)
     return twice > (double)cfg->max_message_bytes ? twice : (double)cfg->max_message_bytes;
 }
 
-static void drop_queue(struct conn *c)
+/* Empties the queue; returns how many packets were in it. */
+static size_t drop_queue(struct conn *c)
 {
+    size_t dropped = c->q_len;
     while (c->q_len) {
         packet_unref(c->queue[c->q_head]);
         c->q_head = (c->q_head + 1) % c->q_cap;
         c->q_len--;
     }
+    c->node->stats.queued_bytes -= c->queued_bytes;
     c->queued_bytes = 0;
+    return dropped;
 }
 
 void conn_free(struct conn *c)
@@ -85,6 +88,7 @@ static int queue_push(struct conn *c, struct packet *p)
     c->queue[(c->q_head + c->q_len) % c->q_cap] = packet_ref(p);
     c->q_len++;
     c->queued_bytes += p->len;
+    c->node->stats.queued_bytes += p->len;
     return 0;
 }
 
@@ -96,9 +100,11 @@ void conn_send(struct conn *c, struct packet *p)
      * takes any one packet, so a big welcome never closes its own reader. */
     if (c->q_len && c->queued_bytes + p->len > (size_t)c->node->cfg.send_queue_bytes) {
         /* One slow reader must not hold memory or delay the others. */
-        c->node->stats.closed_slow++;
-        log_info("conn %s: closed, %zu bytes queued (too slow a reader)", c->key, c->queued_bytes);
-        drop_queue(c); /* what it could not read in time is lost anyway */
+        struct log_fields f = conn_log_fields(c);
+        log_event(LOG_INFO, "conn_slow_reader", &f, "%zu bytes queued: too slow a reader",
+                  c->queued_bytes);
+        /* What it could not read in time is lost anyway. */
+        c->node->stats.dropped[DROP_SLOW_READER] += drop_queue(c) + 1;
         conn_close(c, 4008, "Too slow a reader");
         return;
     }
@@ -106,7 +112,6 @@ void conn_send(struct conn *c, struct packet *p)
         conn_close(c, 1011, "Out of memory");
         return;
     }
-    c->node->stats.messages_out++;
     lws_callback_on_writable(c->wsi);
 }
 
@@ -122,9 +127,19 @@ void conn_send_json(struct conn *c, json_t *j)
     packet_unref(p);
 }
 
+static enum error_kind error_kind(const char *code)
+{
+    static const char *const codes[N_ERRORS] = {"invalid_json", "invalid_message", "rate_limited",
+                                                "unknown_target"};
+    for (size_t i = 0; i < N_ERRORS; i++)
+        if (!strcmp(code, codes[i]))
+            return (enum error_kind)i;
+    return ERR_INVALID_MESSAGE;
+}
+
 void conn_send_error(struct conn *c, const char *code, const char *message)
 {
-    c->node->stats.errors_sent++;
+    c->node->stats.errors_sent[error_kind(code)]++;
     conn_send_json(c, protocol_error(code, message));
 }
 
@@ -162,10 +177,22 @@ static int arm_expiry(struct conn *c)
     return c->expiry ? evtimer_add(c->expiry, &tv) : -1;
 }
 
+struct log_fields conn_log_fields(const struct conn *c)
+{
+    struct log_fields f = {c->room_id, c->ident.account_id, c->key, 0, -1};
+    return f;
+}
+
 int conn_on_established(struct conn *c, struct lws *wsi)
 {
+    struct node *n = c->node;
     c->wsi = wsi;
     c->state = CONN_PENDING;
+    c->opened_ms = node_mono_ms();
+    n->n_open++;
+    n->stats.connections_accepted++;
+    struct log_fields f = conn_log_fields(c);
+    log_event(LOG_INFO, "conn_open", &f, "connection open");
     if (c->node->closing_all) { /* upgraded after the drain ran out */
         conn_close(c, 1001, "Node shutting down");
         return 0;
@@ -209,7 +236,7 @@ int conn_on_receive(struct conn *c, const void *in, size_t len)
     if (c->rx_len + len + announced > (size_t)c->node->cfg.max_message_bytes ||
         rx_append(c, in, len) < 0) {
         static const char reason[] = "Message too big";
-        c->node->stats.closed_too_big++;
+        c->close_code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
         lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)reason,
                          sizeof(reason) - 1);
         return -1;
@@ -238,11 +265,38 @@ int conn_on_writeable(struct conn *c)
     c->q_head = (c->q_head + 1) % c->q_cap;
     c->q_len--;
     c->queued_bytes -= p->len;
+    c->node->stats.queued_bytes -= p->len;
     int written = lws_write(c->wsi, packet_text(p), p->len, LWS_WRITE_TEXT);
+    if (written >= 0) {
+        c->node->stats.frames_out++;
+        c->node->stats.bytes_out += p->len;
+    }
     packet_unref(p);
     if (written < 0)
         return -1;
     if (c->q_len || c->state == CONN_CLOSING)
         lws_callback_on_writable(c->wsi);
     return 0;
+}
+
+void conn_on_peer_close(struct conn *c, const void *in, size_t len)
+{
+    const unsigned char *b = in;
+    /* A close frame without a code is 1005 (RFC 6455 §7.1.5). */
+    if (c->state != CONN_CLOSING || !c->close_code)
+        c->close_code = len >= 2 ? b[0] << 8 | b[1] : 1005;
+}
+
+void conn_on_closed(struct conn *c)
+{
+    struct node *n = c->node;
+    if (!c->opened_ms)
+        return; /* never established: counted as a refusal or not at all */
+    int code = c->close_code ? c->close_code : 1006;
+    n->n_open--;
+    n->stats.closed[stats_close_index(code)]++;
+    struct log_fields f = conn_log_fields(c);
+    f.code = code;
+    f.duration_ms = node_mono_ms() - c->opened_ms;
+    log_event(LOG_INFO, "conn_close", &f, "connection closed");
 }

@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "bucket.h"
+#include "log.h"
 #include "packet.h"
 #include "protocol.h"
 
@@ -50,8 +51,9 @@ struct conn {
     struct event *expiry;
     struct membership_req *check;
 
-    int close_code;
+    int close_code; /* ours, or the peer's once it sent a close frame */
     const char *close_reason;
+    int64_t opened_ms; /* monotonic, when established */
 
     struct conn *room_prev, *room_next;
     struct conn *all_prev, *all_next;
@@ -75,5 +77,12 @@ void conn_close(struct conn *c, int code, const char *reason);
 int conn_on_established(struct conn *c, struct lws *wsi);
 int conn_on_receive(struct conn *c, const void *in, size_t len);
 int conn_on_writeable(struct conn *c);
+/* The peer sent a close frame with this payload. */
+void conn_on_peer_close(struct conn *c, const void *in, size_t len);
+/* The connection is gone: counts and logs its close (code 1006 when nobody
+ * sent a close frame). */
+void conn_on_closed(struct conn *c);
+/* Log fields naming the connection. */
+struct log_fields conn_log_fields(const struct conn *c);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bus.h"
 #include "conn.h"
@@ -17,13 +18,18 @@
 #include "relay.h"
 #include "server.h"
 
-static struct redis *membership_redis;
-
 int64_t node_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+long long node_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 int64_t node_mono_ms(void)
@@ -48,14 +54,16 @@ static void stop_loop(struct node *n)
         event_del(n->drain_timer);
     /* Leaves and goodbyes already written still reach Redis. */
     bus_stop(n->bus);
-    redis_close(membership_redis);
+    redis_close(n->membership_redis);
 }
 
 static void on_drained(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    log_info("all connections closed; stopping");
-    stop_loop(arg);
+    struct node *n = arg;
+    log_info("stop", "every connection closed, %lld ms after the signal; stopping",
+             (long long)(node_mono_ms() - n->drain_start_ms));
+    stop_loop(n);
 }
 
 void node_drained(struct node *n)
@@ -65,20 +73,67 @@ void node_drained(struct node *n)
     event_base_once(n->base, -1, EV_TIMEOUT, on_drained, n, &now);
 }
 
-static void close_all(struct node *n)
+/* ---- the close window ---- */
+
+/* The remaining connections are closed with 1001 spread evenly over
+ * SIGNAL_DRAIN_CLOSE_S, a batch every CLOSE_TICK_MS, so that their clients
+ * reconnect to the other nodes a few at a time instead of all at once. */
+#define CLOSE_TICK_MS 50
+
+static void close_due(struct node *n)
 {
-    log_info("closing %lu remaining connections", n->n_conns);
-    n->closing_all = true;
-    for (struct conn *c = n->conns; c; c = c->all_next)
+    int64_t elapsed = node_mono_ms() - n->close_start_ms;
+    /* Connection i (from 0) closes at i x window / total. */
+    unsigned long due = n->close_total;
+    if (n->close_window_ms > 0 && elapsed < n->close_window_ms)
+        due =
+            (unsigned long)((double)elapsed * (double)n->close_total / (double)n->close_window_ms) +
+            1;
+    if (due > n->close_total)
+        due = n->close_total;
+    for (struct conn *c = n->conns; c && n->close_done < due; c = c->all_next) {
+        if (c->state == CONN_CLOSING || !c->wsi)
+            continue; /* closing already, or still upgrading (closed once established) */
         conn_close(c, 1001, "Node shutting down");
-    if (!n->n_conns)
+        n->close_done++;
+    }
+}
+
+static void on_close_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct node *n = arg;
+    close_due(n);
+    bool more = false;
+    for (struct conn *c = n->conns; c && !more; c = c->all_next)
+        more = c->state != CONN_CLOSING && c->wsi;
+    if (more) {
+        struct timeval tv = {0, CLOSE_TICK_MS * 1000};
+        evtimer_add(n->drain_timer, &tv);
+    }
+}
+
+static void start_close_window(struct node *n)
+{
+    n->closing_all = true;
+    n->close_start_ms = node_mono_ms();
+    n->close_window_ms = n->cfg.drain_close_s * 1000;
+    n->close_total = n->n_open;
+    n->close_done = 0;
+    log_info("drain_close", "closing %lu remaining connections with 1001 over %ld s",
+             n->close_total, n->cfg.drain_close_s);
+    if (!n->n_conns) {
         node_drained(n);
+        return;
+    }
+    event_assign(n->drain_timer, n->base, -1, 0, on_close_tick, n);
+    on_close_tick(-1, 0, n);
 }
 
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    close_all(arg);
+    start_close_window(arg);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -86,13 +141,20 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     struct node *n = arg;
     if (n->draining) {
-        log_info("signal %d again: closing now", (int)sig);
-        close_all(n);
-        return;
+        /* Whoever sends a second signal wants the process gone now; the
+         * other nodes forget this one's members after its heartbeat lapses. */
+        log_warn("exit_now",
+                 "signal %d again during the drain: exiting at once, %lu connections "
+                 "dropped",
+                 (int)sig, n->n_open);
+        _exit(1);
     }
     n->draining = true;
-    log_info("signal %d: draining %lu connections for up to %ld s", (int)sig, n->n_conns,
-             n->cfg.drain_s);
+    n->drain_start_ms = node_mono_ms();
+    log_info("drain_start",
+             "signal %d: readiness off, new upgrades refused; %lu connections carry on for %ld s, "
+             "then close over %ld s",
+             (int)sig, n->n_open, n->cfg.drain_s, n->cfg.drain_close_s);
     if (!n->n_conns) {
         node_drained(n);
         return;
@@ -112,7 +174,8 @@ static void raise_fd_limit(const struct config *cfg)
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)cfg->max_connections + 64)
-        log_warn("open-file limit %llu leaves no room for SIGNAL_MAX_CONNECTIONS %ld plus the "
+        log_warn("fd_limit",
+                 "open-file limit %llu leaves no room for SIGNAL_MAX_CONNECTIONS %ld plus the "
                  "node's own 64: raise it (ulimit -n)",
                  (unsigned long long)rl.rlim_cur, cfg->max_connections);
 }
@@ -148,9 +211,9 @@ static int setup_membership(struct node *n)
     }
     const struct redis_url *url =
         n->cfg.membership_redis_url ? &n->cfg.membership_redis : &n->cfg.redis;
-    membership_redis = redis_new(n->base, url, "membership", NULL, NULL);
-    n->membership = membership_redis_new(n->base, membership_redis, n->cfg.membership_key);
-    return membership_redis && n->membership ? 0 : -1;
+    n->membership_redis = redis_new(n->base, url, "membership", NULL, NULL);
+    n->membership = membership_redis_new(n->base, n->membership_redis, n->cfg.membership_key);
+    return n->membership_redis && n->membership ? 0 : -1;
 }
 
 static int start(struct node *n, int argc, char **argv)
@@ -166,7 +229,7 @@ static int start(struct node *n, int argc, char **argv)
     case CONFIG_OK:
         break;
     }
-    log_init(n->cfg.log_level, n->cfg.node_id);
+    log_init(n->cfg.log_level, n->cfg.log_format, n->cfg.node_id);
     if (server_check_listen(n, err, sizeof(err)) < 0) {
         fprintf(stderr, "signal-node: %s\n", err);
         return 2;
@@ -176,7 +239,8 @@ static int start(struct node *n, int argc, char **argv)
             fprintf(stderr, "signal-node: --dev: cannot make a random secret\n");
             return 1;
         }
-        log_warn("--dev: signing and checking tokens with a random secret; never in production");
+        log_warn("dev_mode",
+                 "--dev: signing and checking tokens with a random secret; never in production");
     }
     n->auth = auth_new(n->cfg.jwt_alg, n->cfg.jwt_secret, n->cfg.jwt_key_file, n->cfg.jwt_issuer,
                        n->cfg.jwt_audience, n->cfg.jwt_leeway_s, err, sizeof(err));
@@ -184,6 +248,11 @@ static int start(struct node *n, int argc, char **argv)
         fprintf(stderr, "signal-node: %s\n", err);
         return 2;
     }
+    n->start_unix_ms = node_now_ms();
+    static const double lag_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                        0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+    n->stats.bus_lag.bounds = lag_bounds;
+    n->stats.bus_lag.n_bounds = sizeof(lag_bounds) / sizeof(lag_bounds[0]);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(&n->cfg);
     n->base = event_base_new();
@@ -197,10 +266,16 @@ static int start(struct node *n, int argc, char **argv)
     n->sig_int = evsignal_new(n->base, SIGINT, on_signal, n);
     evsignal_add(n->sig_term, NULL);
     evsignal_add(n->sig_int, NULL);
-    log_info("listening on %s:%d%s/chat/realtime/{chatId} (instance %s, jwt %s, membership %s, "
+    char admin[300] = "";
+    if (n->cfg.admin_port)
+        snprintf(admin, sizeof(admin), ", admin on %s:%d",
+                 n->cfg.admin_host ? n->cfg.admin_host : "*", n->cfg.admin_port);
+    log_info("listening",
+             "listening on %s:%d%s/chat/realtime/{chatId}%s (instance %s, jwt %s, membership %s, "
              "bus %s)",
              n->cfg.listen_host ? n->cfg.listen_host : "*", n->cfg.listen_port, n->cfg.path_prefix,
-             n->instance, n->cfg.jwt_alg, n->cfg.membership == MEMBERSHIP_TOKEN ? "token" : "redis",
+             admin, n->instance, n->cfg.jwt_alg,
+             n->cfg.membership == MEMBERSHIP_TOKEN ? "token" : "redis",
              n->cfg.redis_url ? "redis" : "in-process");
     if (n->cfg.dev && dev_print_urls(&n->cfg) < 0)
         return 1;
@@ -216,7 +291,7 @@ int main(int argc, char **argv)
     if (n.lws)
         lws_context_destroy(n.lws);
     /* The Redis connections go first: their callbacks still due run now. */
-    redis_free(membership_redis);
+    redis_free(n.membership_redis);
     if (n.bus)
         bus_free(n.bus);
     if (n.membership)

@@ -61,7 +61,7 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     struct membership_req *req = privdata;
     if (!reply || reply->type != REDIS_REPLY_INTEGER) {
         if (reply && reply->type == REDIS_REPLY_ERROR)
-            log_warn("membership: SISMEMBER failed: %s", reply->str);
+            log_warn("membership_error", "membership: SISMEMBER failed: %s", reply->str);
         answer(req, MEMBERSHIP_UNAVAILABLE);
     } else {
         answer(req, reply->integer == 1 ? MEMBERSHIP_YES : MEMBERSHIP_NO);
@@ -75,7 +75,8 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     struct membership_req *req = arg;
     struct redis *r = req->m->redis;
-    log_warn("membership: no answer from Redis within %d ms", ANSWER_TIMEOUT_MS);
+    log_warn("membership_timeout", "membership: no answer from Redis within %d ms",
+             ANSWER_TIMEOUT_MS);
     answer(req, MEMBERSHIP_UNAVAILABLE);
     /* A Redis that stalls this long is treated as gone; this frees req too. */
     redis_drop(r, "no answer");

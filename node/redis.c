@@ -31,7 +31,12 @@ struct redis {
     struct event *retry, *connect_timeout, *close_timeout;
     redis_state_fn on_state;
     void *arg;
+    bool ever_up;
+    uint64_t reconnects;
+    struct redis *prev, *next; /* in `all`, for the metrics */
 };
+
+static struct redis *all; /* every connection of the process */
 
 static void set_timer(struct event *ev, int ms)
 {
@@ -58,16 +63,17 @@ static void went_down(struct redis *r, const char *why)
     }
     if (r->was_up) {
         r->was_up = false;
-        log_warn("redis %s: connection to %s:%d lost (%s); reconnecting", r->name, r->url.host,
-                 r->url.port, why);
+        log_warn("redis_down", "redis %s: connection to %s:%d lost (%s); reconnecting", r->name,
+                 r->url.host, r->url.port, why);
         if (r->on_state)
             r->on_state(r->arg, false);
     } else if (!r->warned) {
         r->warned = true;
-        log_warn("redis %s: cannot connect to %s:%d (%s); retrying", r->name, r->url.host,
-                 r->url.port, why);
+        log_warn("redis_connect_failed", "redis %s: cannot connect to %s:%d (%s); retrying",
+                 r->name, r->url.host, r->url.port, why);
     } else {
-        log_debug("redis %s: cannot connect to %s:%d (%s)", r->name, r->url.host, r->url.port, why);
+        log_debug("redis_connect_failed", "redis %s: cannot connect to %s:%d (%s)", r->name,
+                  r->url.host, r->url.port, why);
     }
     schedule_retry(r);
 }
@@ -81,9 +87,9 @@ static void on_handshake(redisAsyncContext *ac, void *reply_, void *last)
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
         const char *why = reply ? reply->str : "connection lost during AUTH/SELECT";
         if (!r->warned)
-            log_error("redis %s: %s; retrying", r->name, why);
+            log_error("redis_handshake_failed", "redis %s: %s; retrying", r->name, why);
         else
-            log_debug("redis %s: %s", r->name, why);
+            log_debug("redis_handshake_failed", "redis %s: %s", r->name, why);
         r->warned = true;
         if (reply)
             redisAsyncDisconnect(ac);
@@ -98,7 +104,9 @@ static void on_handshake(redisAsyncContext *ac, void *reply_, void *last)
     r->backoff_ms = BACKOFF_MIN_MS;
     if (!r->was_up) {
         r->was_up = true;
-        log_info("redis %s: connected to %s:%d", r->name, r->url.host, r->url.port);
+        r->reconnects += r->ever_up;
+        r->ever_up = true;
+        log_info("redis_up", "redis %s: connected to %s:%d", r->name, r->url.host, r->url.port);
         if (r->on_state)
             r->on_state(r->arg, true);
     }
@@ -242,6 +250,10 @@ struct redis *redis_new(struct event_base *base, const struct redis_url *url, co
     r->retry = evtimer_new(base, on_retry, r);
     r->connect_timeout = evtimer_new(base, on_connect_timeout, r);
     r->close_timeout = evtimer_new(base, on_close_timeout, r);
+    r->next = all;
+    if (all)
+        all->prev = r;
+    all = r;
     start_connect(r);
     return r;
 }
@@ -253,12 +265,24 @@ void redis_free(struct redis *r)
     r->freeing = true;
     if (r->ac)
         redisAsyncFree(r->ac);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        all = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
     event_free(r->retry);
     event_free(r->connect_timeout);
     event_free(r->close_timeout);
     redis_url_free(&r->url);
     free(r->name);
     free(r);
+}
+
+void redis_each(redis_each_fn fn, void *arg)
+{
+    for (const struct redis *r = all; r; r = r->next)
+        fn(arg, r->name, r->ready, r->reconnects);
 }
 
 bool redis_ready(const struct redis *r)

@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <hiredis/async.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "config.h"
 
@@ -33,6 +34,10 @@ size_t redis_unsent_bytes(const struct redis *r);
 /* Stops reconnecting and closes once the replies still due have arrived (at
  * most 1 s); redis_free is still needed after that. */
 void redis_close(struct redis *r);
+
+/* Calls fn for every connection of the process, by name (its role). */
+typedef void (*redis_each_fn)(void *arg, const char *name, bool up, uint64_t reconnects);
+void redis_each(redis_each_fn fn, void *arg);
 
 /* Drops a connection that stopped answering (callbacks get NULL replies) and
  * reconnects with the usual backoff. */

@@ -25,7 +25,7 @@ static void publish(struct conn *origin, struct room *r, const char *to, json_t 
         return;
     struct bus_msg m = {r->id, n->instance, origin->id, to, p};
     if (bus_publish(n->bus, &m) < 0)
-        log_debug("room %s: not published to the other nodes", r->id);
+        log_debug("publish_skipped", "room %s: not published to the other nodes", r->id);
     packet_unref(p);
 }
 
@@ -102,7 +102,10 @@ bool relay_joined(void *node, const char *room, const char *key)
     room_add_member(r, c);
     c->state = CONN_JOINED;
     lws_rx_flow_control(c->wsi, 1);
-    log_debug("conn %s: %s joined room %s", c->key, c->ident.account_id, r->id);
+    if (log_enabled(LOG_DEBUG)) {
+        struct log_fields f = conn_log_fields(c);
+        log_event(LOG_DEBUG, "conn_join", &f, "joined the room");
+    }
     return true;
 }
 
@@ -224,8 +227,8 @@ static bool rate_ok(struct conn *c, size_t len)
         return true;
     }
     if (++c->limited_in_a_row > MAX_LIMITED_IN_A_ROW) {
-        c->node->stats.closed_rate++;
-        log_info("conn %s: closed for sustained flooding", c->key);
+        struct log_fields f = conn_log_fields(c);
+        log_event(LOG_INFO, "conn_flood", &f, "closed for sustained flooding");
         conn_close(c, 1008, "Rate limit exceeded");
     } else {
         conn_send_error(c, "rate_limited", "Too many messages: slow down");
@@ -236,6 +239,7 @@ static bool rate_ok(struct conn *c, size_t len)
 void relay_message(struct conn *c, const char *text, size_t len, bool binary)
 {
     c->node->stats.messages_in++;
+    c->node->stats.bytes_in += len;
     if (!rate_ok(c, len))
         return;
     if (binary) {

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "conn.h"
 #include "log.h"
 #include "membership.h"
@@ -33,16 +34,14 @@ static const char *status_body(int status)
     }
 }
 
-/* Writes a complete text/plain answer. Returns nonzero if it could not. */
-static int http_reply(struct node *n, struct lws *wsi, int status)
+/* Writes a complete answer with extra headers for 401 and 405. Returns
+ * nonzero if it could not. */
+static int http_send(struct lws *wsi, int status, const char *type, const char *body, size_t len)
 {
+    /* Headers only: lws copies the body out of our buffer below. */
     unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
                                        *end = buf + sizeof(buf) - 1;
-    const char *body = status_body(status);
-    size_t len = strlen(body);
-    n->stats.rejected_http += status != 400;
-    if (lws_add_http_common_headers(wsi, (unsigned)status, "text/plain; charset=utf-8", len, &p,
-                                    end))
+    if (lws_add_http_common_headers(wsi, (unsigned)status, type, len, &p, end))
         return 1;
     if (status == 401 &&
         lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
@@ -54,12 +53,22 @@ static int http_reply(struct node *n, struct lws *wsi, int status)
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return 1;
     /* HEAD gets the same answer as GET, without the body. */
-    if (len && lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) <= 0) {
-        memcpy(start, body, len);
-        if (lws_write(wsi, start, len, LWS_WRITE_HTTP_FINAL) != (int)len)
-            return 1;
-    }
-    return 0;
+    if (!len || lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0)
+        return 0;
+    unsigned char *out = malloc(LWS_PRE + len);
+    if (!out)
+        return 1;
+    memcpy(out + LWS_PRE, body, len);
+    /* lws keeps what the socket does not take at once and sends it later. */
+    int written = lws_write(wsi, out + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
+    free(out);
+    return written != (int)len;
+}
+
+static int http_reply(struct lws *wsi, int status)
+{
+    const char *body = status_body(status);
+    return http_send(wsi, status, "text/plain; charset=utf-8", body, strlen(body));
 }
 
 static char *query_token(struct lws *wsi)
@@ -121,7 +130,7 @@ static int admit(struct node *n, struct lws *wsi, const char *path, char *room, 
     int rc = token ? auth_verify(n->auth, token, time(NULL), id, &why) : -1;
     free(token);
     if (rc < 0) {
-        log_debug("refused %s: %s", path, why);
+        log_debug("upgrade_refused", "refused %s: %s", path, why);
         return 401;
     }
     struct membership *m = n->membership;
@@ -167,9 +176,30 @@ static void on_http_membership(void *arg, enum membership_answer a)
     lws_callback_on_writable(w->wsi);
 }
 
-static int finish_http(struct node *n, struct lws *wsi, int status)
+static int finish_http(struct lws *wsi, int status)
 {
-    if (http_reply(n, wsi, status))
+    if (http_reply(wsi, status))
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static bool is_get_or_head(struct lws *wsi)
+{
+    return lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0 ||
+           lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
+}
+
+/* /healthz, /readyz and /metrics: the whole answer at once. */
+static int serve_admin(struct node *n, struct lws *wsi, const char *path)
+{
+    if (!is_get_or_head(wsi))
+        return finish_http(wsi, 405);
+    struct prom body;
+    const char *type;
+    int status = admin_answer(n, path, &body, &type);
+    int rc = http_send(wsi, status, type, body.buf, body.len);
+    prom_free(&body);
+    if (rc)
         return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
@@ -179,6 +209,11 @@ static int on_http(struct node *n, struct lws *wsi, struct http_wait *w)
     char room[PROTOCOL_GUID_LEN + 1];
     struct identity id = {0};
     char *path = request_path(wsi);
+    if (path && !n->cfg.admin_port && admin_is_path(path)) {
+        int rc = serve_admin(n, wsi, path);
+        free(path);
+        return rc;
+    }
     int status = path ? admit(n, wsi, path, room, &id) : 404;
     free(path);
     if (!status && !n->membership->answers_at_once) {
@@ -189,19 +224,19 @@ static int on_http(struct node *n, struct lws *wsi, struct http_wait *w)
             n->membership->ops->ask(n->membership, &id, room, on_http_membership, w, &w->req);
         status = a == MEMBERSHIP_PENDING ? 0 : status_of(a);
         identity_clear(&id);
-        return status ? finish_http(n, wsi, status) : 0;
+        return status ? finish_http(wsi, status) : 0;
     }
     identity_clear(&id);
-    return finish_http(n, wsi, status ? status : 400);
+    return finish_http(wsi, status ? status : 400);
 }
 
-static int on_http_writeable(struct node *n, struct lws *wsi, struct http_wait *w)
+static int on_http_writeable(struct lws *wsi, struct http_wait *w)
 {
     if (!w || !w->status)
         return 0;
     int status = w->status;
     w->status = 0;
-    return finish_http(n, wsi, status);
+    return finish_http(wsi, status);
 }
 
 static void on_http_closed(struct node *n, struct http_wait *w)
@@ -247,6 +282,22 @@ static bool valid_handshake(struct lws *wsi)
     return !strcmp(version, "13") || !strcmp(version, "8");
 }
 
+static enum refusal refusal_of(int status)
+{
+    switch (status) {
+    case 401:
+        return REFUSED_UNAUTHORIZED;
+    case 403:
+        return REFUSED_FORBIDDEN;
+    case 404:
+        return REFUSED_NOT_FOUND;
+    case 405:
+        return REFUSED_METHOD;
+    default:
+        return REFUSED_BAD_REQUEST;
+    }
+}
+
 static int on_confirm_upgrade(struct node *n, struct lws *wsi, const char *upgrade)
 {
     /* Other upgrades (h2c) stay HTTP: LWS_CALLBACK_HTTP answers them. */
@@ -257,14 +308,18 @@ static int on_confirm_upgrade(struct node *n, struct lws *wsi, const char *upgra
     char *path = request_path(wsi);
     int status = path ? admit(n, wsi, path, room, &id) : 404;
     free(path);
+    enum refusal why = refusal_of(status);
     if (!status && !valid_handshake(wsi))
-        status = 400;
-    else if (!status && (n->draining || n->n_conns >= (unsigned long)n->cfg.max_connections))
-        status = 503;
-    if (status)
+        status = 400, why = REFUSED_BAD_REQUEST;
+    else if (!status && n->draining)
+        status = 503, why = REFUSED_DRAINING;
+    else if (!status && n->n_conns >= (unsigned long)n->cfg.max_connections)
+        status = 503, why = REFUSED_FULL;
+    if (status) {
         identity_clear(&id);
-    if (status)
-        return http_reply(n, wsi, status) ? -1 : 1;
+        n->stats.refused[why]++;
+        return http_reply(wsi, status) ? -1 : 1;
+    }
     struct conn *c = conn_new(n, &id, room);
     if (!c) {
         identity_clear(&id);
@@ -279,6 +334,7 @@ static int on_confirm_upgrade(struct node *n, struct lws *wsi, const char *upgra
 static void on_closed(struct node *n, struct lws *wsi, struct conn *c)
 {
     lws_set_opaque_user_data(wsi, NULL);
+    conn_on_closed(c);
     relay_leave(c);
     conn_free(c);
     if (n->draining && !n->n_conns)
@@ -296,7 +352,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP:
         return on_http(n, wsi, user);
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return on_http_writeable(n, wsi, user);
+        return on_http_writeable(wsi, user);
     case LWS_CALLBACK_CLOSED_HTTP:
         on_http_closed(n, user);
         return 0;
@@ -308,6 +364,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return c ? conn_on_receive(c, in, len) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return c ? conn_on_writeable(c) : 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (c)
+            conn_on_peer_close(c, in, len);
+        return 0;
     case LWS_CALLBACK_WSI_DESTROY:
         on_http_closed(n, user);
         /* An upgrade that never completed gets no CLOSED. */
@@ -321,8 +381,33 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 }
 
+/* The admin listener serves the endpoints and nothing else. */
+static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                          size_t len)
+{
+    struct lws_context *ctx = lws_get_context(wsi);
+    struct node *n = ctx ? lws_context_user(ctx) : NULL;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP: {
+        char *path = request_path(wsi);
+        int rc = path && admin_is_path(path) ? serve_admin(n, wsi, path) : finish_http(wsi, 404);
+        free(path);
+        return rc;
+    }
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return http_reply(wsi, 404) ? -1 : 1;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
 static const struct lws_protocols protocols[] = {
     {"signal", callback, sizeof(struct http_wait), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static const struct lws_protocols admin_protocols[] = {
+    {"admin", admin_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -331,24 +416,24 @@ static void lws_log(int level, const char *line)
     size_t len = strlen(line);
     while (len && (line[len - 1] == '\n' || line[len - 1] == ' '))
         len--;
-    log_msg(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws: %.*s", (int)len, line);
+    log_event(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws", NULL, "%.*s", (int)len, line);
 }
 
 /* lws retries a listen address it cannot bind, forever and quietly: try it
- * here first, so that a bad SIGNAL_LISTEN stops the node at start. The
- * numeric address found is what lws gets. */
-int server_check_listen(struct node *n, char *err, size_t errlen)
+ * here first, so that a bad address stops the node at start. The numeric
+ * address found replaces *host, for lws. */
+static int check_listen(const char *setting, char **host, int port, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM},
                     *ai = NULL;
-    char port[8], host[NI_MAXHOST];
-    const char *shown = n->cfg.listen_host ? n->cfg.listen_host : "0.0.0.0";
-    snprintf(port, sizeof(port), "%d", n->cfg.listen_port);
-    if (!n->cfg.listen_host)
+    char port_s[8], numeric[NI_MAXHOST];
+    const char *shown = *host ? *host : "0.0.0.0";
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    if (!*host)
         hints.ai_family = AF_INET;
-    int rc = getaddrinfo(n->cfg.listen_host, port, &hints, &ai);
+    int rc = getaddrinfo(*host, port_s, &hints, &ai);
     if (rc != 0) {
-        snprintf(err, errlen, "SIGNAL_LISTEN: cannot resolve %s: %s", shown, gai_strerror(rc));
+        snprintf(err, errlen, "%s: cannot resolve %s: %s", setting, shown, gai_strerror(rc));
         return -1;
     }
     int fd = socket(ai->ai_family, SOCK_STREAM, 0), one = 1;
@@ -356,17 +441,41 @@ int server_check_listen(struct node *n, char *err, size_t errlen)
     if (rc == 0)
         rc = bind(fd, ai->ai_addr, ai->ai_addrlen);
     if (rc != 0)
-        snprintf(err, errlen, "SIGNAL_LISTEN: cannot listen on %s:%d: %s", shown,
-                 n->cfg.listen_port, strerror(errno));
-    else if (n->cfg.listen_host && getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host),
-                                               NULL, 0, NI_NUMERICHOST) == 0) {
-        free(n->cfg.listen_host);
-        n->cfg.listen_host = strdup(host);
+        snprintf(err, errlen, "%s: cannot listen on %s:%d: %s", setting, shown, port,
+                 strerror(errno));
+    else if (*host && getnameinfo(ai->ai_addr, ai->ai_addrlen, numeric, sizeof(numeric), NULL, 0,
+                                  NI_NUMERICHOST) == 0) {
+        free(*host);
+        *host = strdup(numeric);
     }
     if (fd >= 0)
         close(fd);
     freeaddrinfo(ai);
     return rc == 0 ? 0 : -1;
+}
+
+int server_check_listen(struct node *n, char *err, size_t errlen)
+{
+    struct config *cfg = &n->cfg;
+    if (check_listen("SIGNAL_LISTEN", &cfg->listen_host, cfg->listen_port, err, errlen) < 0)
+        return -1;
+    if (cfg->admin_port &&
+        check_listen("SIGNAL_ADMIN_LISTEN", &cfg->admin_host, cfg->admin_port, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+static struct lws_vhost *add_vhost(struct node *n, const char *name, const char *host, int port,
+                                   const struct lws_protocols *protos)
+{
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.vhost_name = name;
+    info.port = port;
+    info.iface = host;
+    info.protocols = protos;
+    info.retry_and_idle_policy = &n->keepalive;
+    return lws_create_vhost(n->lws, &info);
 }
 
 int server_start(struct node *n, char *err, size_t errlen)
@@ -379,16 +488,15 @@ int server_start(struct node *n, char *err, size_t errlen)
     void *loops[] = {n->base};
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
-    info.port = n->cfg.listen_port;
-    info.iface = n->cfg.listen_host;
-    info.protocols = protocols;
-    info.options = LWS_SERVER_OPTION_LIBEVENT;
+    /* One vhost per listener: the clients', and the admin one if asked. */
+    info.options = LWS_SERVER_OPTION_LIBEVENT | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     info.foreign_loops = loops;
     info.user = n;
     info.max_http_header_data = MAX_HEADER_BYTES;
-    info.retry_and_idle_policy = &n->keepalive;
     n->lws = lws_create_context(&info);
-    if (!n->lws) {
+    if (!n->lws || !add_vhost(n, "clients", n->cfg.listen_host, n->cfg.listen_port, protocols) ||
+        (n->cfg.admin_port &&
+         !add_vhost(n, "admin", n->cfg.admin_host, n->cfg.admin_port, admin_protocols))) {
         snprintf(err, errlen, "cannot start libwebsockets (see the lws line above)");
         return -1;
     }

@@ -201,6 +201,7 @@ class Node:
         if with_secret and "SIGNAL_JWT_KEY_FILE" not in env and not env.get("SIGNAL_JWT_ALG", "HS").startswith(("RS", "ES")):
             env.setdefault("SIGNAL_JWT_SECRET", SECRET)
         env.setdefault("SIGNAL_DRAIN_S", "0")
+        env.setdefault("SIGNAL_DRAIN_CLOSE_S", "0")
         if prefix != "/api":
             env.setdefault("SIGNAL_PATH_PREFIX", prefix)
         self.env = env
@@ -238,7 +239,7 @@ class Node:
         """SIGTERM, then waits for the exit (bounded); returns the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        drain = float(self.env.get("SIGNAL_DRAIN_S", "0") or 0)
+        drain = float(self.env.get("SIGNAL_DRAIN_S", "0") or 0) + float(self.env.get("SIGNAL_DRAIN_CLOSE_S", "0") or 0)
         try:
             rc = self.proc.wait(timeout=timeout or (drain + 20))
         except subprocess.TimeoutExpired:

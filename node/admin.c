@@ -1,0 +1,257 @@
+/* Liveness, readiness and metrics; see admin.h. A scrape is built whole on
+ * the loop from counters kept where the events happen: it walks the rooms
+ * once and reads two small /proc files, so it costs tens of microseconds
+ * with thousands of clients and never waits on anything. */
+#include "admin.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "node.h"
+#include "redis.h"
+#include "room.h"
+
+#ifndef SIGNAL_VERSION
+#define SIGNAL_VERSION "unknown"
+#endif
+
+static const int close_codes[] = {STATS_CLOSE_CODES};
+_Static_assert(sizeof(close_codes) / sizeof(close_codes[0]) + 1 == N_CLOSE_CODES,
+               "N_CLOSE_CODES counts STATS_CLOSE_CODES and other");
+
+size_t stats_close_index(int code)
+{
+    for (size_t i = 0; i < N_CLOSE_CODES - 1; i++)
+        if (close_codes[i] == code)
+            return i;
+    return N_CLOSE_CODES - 1;
+}
+
+bool admin_is_path(const char *path)
+{
+    return !strcmp(path, "/healthz") || !strcmp(path, "/readyz") || !strcmp(path, "/metrics");
+}
+
+const char *admin_not_ready(struct node *n)
+{
+    if (n->draining)
+        return "draining";
+    if (n->n_conns >= (unsigned long)n->cfg.max_connections)
+        return "at SIGNAL_MAX_CONNECTIONS";
+    const char *why = bus_not_ready(n->bus);
+    if (why)
+        return why;
+    if (n->membership_redis && !redis_ready(n->membership_redis))
+        return "redis membership connection down";
+    return NULL;
+}
+
+/* ---- the node's own families ---- */
+
+static void counter_by(struct prom *p, const char *name, const char *help, const char *label,
+                       const char *const *values, const uint64_t *counts, size_t n)
+{
+    prom_family(p, name, "counter", help);
+    for (size_t i = 0; i < n; i++) {
+        const char *labels[] = {label, values[i], NULL};
+        prom_sample(p, name, labels, (double)counts[i]);
+    }
+}
+
+static void connections(struct prom *p, struct node *n)
+{
+    const struct stats *s = &n->stats;
+    prom_single(p, "signal_connections", "gauge", "WebSocket connections open now.",
+                (double)n->n_open);
+    prom_single(p, "signal_connections_max", "gauge",
+                "SIGNAL_MAX_CONNECTIONS: upgrades beyond it get 503.",
+                (double)n->cfg.max_connections);
+    prom_single(p, "signal_connections_accepted_total", "counter",
+                "WebSocket connections established.", (double)s->connections_accepted);
+    char codes[N_CLOSE_CODES][8];
+    const char *values[N_CLOSE_CODES];
+    for (size_t i = 0; i < N_CLOSE_CODES; i++) {
+        if (i < N_CLOSE_CODES - 1)
+            snprintf(codes[i], sizeof(codes[i]), "%d", close_codes[i]);
+        else
+            snprintf(codes[i], sizeof(codes[i]), "other");
+        values[i] = codes[i];
+    }
+    counter_by(p, "signal_connections_closed_total",
+               "WebSocket connections closed, by close code (1006: no close frame).", "code",
+               values, s->closed, N_CLOSE_CODES);
+
+    static const char *const status[N_REFUSALS] = {"400", "401", "403", "404", "405", "503", "503"};
+    static const char *const reason[N_REFUSALS] = {
+        "bad_request", "unauthorized", "forbidden", "not_found", "method", "full", "draining"};
+    const char *name = "signal_upgrades_refused_total";
+    prom_family(p, name, "counter", "WebSocket upgrades refused, by HTTP status and reason.");
+    for (size_t i = 0; i < N_REFUSALS; i++) {
+        const char *labels[] = {"status", status[i], "reason", reason[i], NULL};
+        prom_sample(p, name, labels, (double)s->refused[i]);
+    }
+}
+
+static void traffic(struct prom *p, struct node *n)
+{
+    const struct stats *s = &n->stats;
+    unsigned long rooms = 0, members = 0;
+    for (const struct room *r = n->rooms; r; r = r->hh.next) {
+        rooms++;
+        members += r->n_members;
+    }
+    prom_single(p, "signal_rooms", "gauge", "Rooms with members on this node.", (double)rooms);
+    prom_single(p, "signal_room_members", "gauge", "Members of rooms on this node (joined).",
+                (double)members);
+    prom_single(p, "signal_messages_received_total", "counter", "Client messages received.",
+                (double)s->messages_in);
+    prom_single(p, "signal_received_bytes_total", "counter", "Bytes of client messages received.",
+                (double)s->bytes_in);
+    prom_single(p, "signal_frames_sent_total", "counter",
+                "WebSocket frames written to clients (welcome, signals, presence, errors).",
+                (double)s->frames_out);
+    prom_single(p, "signal_sent_bytes_total", "counter", "Bytes of frames written to clients.",
+                (double)s->bytes_out);
+    static const char *const errors[N_ERRORS] = {"invalid_json", "invalid_message", "rate_limited",
+                                                 "unknown_target"};
+    counter_by(p, "signal_error_packets_total", "Error packets sent to clients, by code.", "code",
+               errors, s->errors_sent, N_ERRORS);
+    static const char *const drops[N_DROP_REASONS] = {"redis_down", "redis_backlog", "load_backlog",
+                                                      "slow_reader"};
+    counter_by(p, "signal_signals_dropped_total",
+               "Packets that did not reach everyone they were for, by reason.", "reason", drops,
+               s->dropped, N_DROP_REASONS);
+    prom_single(p, "signal_send_queue_bytes", "gauge",
+                "Bytes waiting in the send queues of every client.", (double)s->queued_bytes);
+}
+
+static void redis_gauge(void *arg, const char *name, bool up, uint64_t reconnects)
+{
+    (void)reconnects;
+    struct prom *p = arg;
+    const char *labels[] = {"role", name, NULL};
+    prom_sample(p, "signal_redis_connected", labels, up);
+}
+
+static void redis_counter(void *arg, const char *name, bool up, uint64_t reconnects)
+{
+    (void)up;
+    struct prom *p = arg;
+    const char *labels[] = {"role", name, NULL};
+    prom_sample(p, "signal_redis_reconnects_total", labels, (double)reconnects);
+}
+
+static void cluster(struct prom *p, struct node *n)
+{
+    const struct stats *s = &n->stats;
+    prom_family(p, "signal_redis_connected", "gauge",
+                "1 while the Redis connection of this role is up (bus, subscriber, membership).");
+    redis_each(redis_gauge, p);
+    prom_family(p, "signal_redis_reconnects_total", "counter",
+                "Redis connections re-established after being lost, by role.");
+    redis_each(redis_counter, p);
+    prom_single(p, "signal_bus_published_total", "counter", "Signals published to other nodes.",
+                (double)s->bus_published);
+    prom_single(p, "signal_bus_received_total", "counter", "Signals received from other nodes.",
+                (double)s->bus_received);
+    prom_single(p, "signal_bus_dropped_total", "counter",
+                "Signals the bus lost (redis_down, redis_backlog and load_backlog drops).",
+                (double)(s->dropped[DROP_REDIS_DOWN] + s->dropped[DROP_REDIS_BACKLOG] +
+                         s->dropped[DROP_LOAD_BACKLOG]));
+    prom_family(p, "signal_bus_delivery_lag_seconds", "histogram",
+                "From publication on another node to delivery here (clocks of both hosts).");
+    prom_histogram(p, "signal_bus_delivery_lag_seconds", &s->bus_lag);
+}
+
+/* ---- the standard process_* families ---- */
+
+static long count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    long k = 0;
+    while (readdir(d))
+        k++;
+    closedir(d);
+    return k - 3; /* ".", ".." and this DIR's own fd */
+}
+
+static void process(struct prom *p, struct node *n)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        prom_single(p, "process_cpu_seconds_total", "counter",
+                    "Total user and system CPU time spent in seconds.",
+                    (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                        (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+    unsigned long vm_pages, rss_pages;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f && fscanf(f, "%lu %lu", &vm_pages, &rss_pages) == 2) {
+        double page = (double)sysconf(_SC_PAGESIZE);
+        prom_single(p, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+                    (double)vm_pages * page);
+        prom_single(p, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+                    (double)rss_pages * page);
+    }
+    if (f)
+        fclose(f);
+    long fds = count_fds();
+    if (fds >= 0)
+        prom_single(p, "process_open_fds", "gauge", "Number of open file descriptors.",
+                    (double)fds);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        prom_single(p, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+                    rl.rlim_cur == RLIM_INFINITY ? -1.0 : (double)rl.rlim_cur);
+    prom_single(p, "process_start_time_seconds", "gauge",
+                "Start time of the process since unix epoch in seconds.",
+                (double)(n->start_unix_ms / 1000));
+}
+
+static void metrics(struct prom *p, struct node *n)
+{
+    prom_family(p, "signal_build_info", "gauge", "The running build: always 1.");
+#define STR_(x) #x
+#define STR(x) STR_(x)
+    const char *labels[] = {"version", SIGNAL_VERSION, "libwebsockets",
+                            STR(LWS_LIBRARY_VERSION_MAJOR) "." STR(
+                                LWS_LIBRARY_VERSION_MINOR) "." STR(LWS_LIBRARY_VERSION_PATCH),
+                            NULL};
+    prom_sample(p, "signal_build_info", labels, 1);
+    prom_single(p, "signal_ready", "gauge", "1 while /readyz answers 200.",
+                admin_not_ready(n) ? 0 : 1);
+    prom_single(p, "signal_draining", "gauge", "1 from SIGTERM until the process exits.",
+                n->draining);
+    connections(p, n);
+    traffic(p, n);
+    if (n->cfg.redis_url || n->membership_redis)
+        cluster(p, n);
+    process(p, n);
+}
+
+int admin_answer(struct node *n, const char *path, struct prom *body, const char **type)
+{
+    prom_init(body);
+    *type = "text/plain; charset=utf-8";
+    if (!strcmp(path, "/healthz")) {
+        prom_append(body, "ok\n");
+        return 200;
+    }
+    if (!strcmp(path, "/readyz")) {
+        const char *why = admin_not_ready(n);
+        prom_append(body, why ? "not ready: " : "ready\n");
+        if (why) {
+            prom_append(body, why);
+            prom_append(body, "\n");
+        }
+        return why ? 503 : 200;
+    }
+    *type = "text/plain; version=0.0.4; charset=utf-8";
+    metrics(body, n);
+    return 200;
+}
