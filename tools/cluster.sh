@@ -237,10 +237,10 @@ frontend signal
 backend nodes
     # WebSockets live long: send each new one to the node with the fewest.
     balance leastconn
-    # The node has no health endpoint; a running node answers GET / with 404.
+    # Readiness: 503 while a node drains or has lost Redis.
     option httpchk
-    http-check send meth GET uri / ver HTTP/1.1 hdr Host localhost
-    http-check expect status 404
+    http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host localhost
+    http-check expect status 200
     default-server check inter 1s fall 2 rise 1
 EOF
     for i in "${!NODE_PORTS[@]}"; do
