@@ -7,7 +7,22 @@
 # 4.1.6 from Debian's source package, static, into a cache folder outside the
 # build tree (SIGNAL_DEPS_DIR, default ~/.cache/signal-node), with the small
 # fixes in tools/patches/.
+#
+#   tools/setup.sh               everything the build and every test need (the default)
+#   tools/setup.sh --build-only  only what the build and the unit tests need (docker/Dockerfile
+#                                uses it): no redis-server, HAProxy, Python or podman
+# Prints the libwebsockets prefix to pass to cmake as -DSIGNAL_LWS_PREFIX.
 set -euo pipefail
+
+MODE=all
+case ${1:-} in
+--build-only) MODE=build ;;
+"") ;;
+*)
+  echo "usage: $0 [--build-only]" >&2
+  exit 2
+  ;;
+esac
 
 LWS_VERSION=4.1.6
 DEPS_DIR=${SIGNAL_DEPS_DIR:-$HOME/.cache/signal-node}
@@ -21,9 +36,14 @@ LWS_FLAGS=(-DLWS_WITH_LIBEVENT=ON -DLWS_WITH_EVLIB_PLUGINS=OFF -DDISABLE_WERROR=
 PATCHES=("$(cd "$(dirname "$0")" && pwd)"/patches/lws-*.patch)
 STAMP="$LWS_VERSION ${LWS_FLAGS[*]} $(cat "${PATCHES[@]}" | sha256sum | cut -c1-16)"
 
+# The build and the unit tests (ctest).
 PACKAGES=(build-essential cmake pkg-config dpkg-dev libssl-dev zlib1g-dev libcap-dev
-  libevent-dev libhiredis-dev libjansson-dev libjwt-dev libcriterion-dev
-  uthash-dev redis-server python3 python3-pytest openssl haproxy)
+  libevent-dev libhiredis-dev libjansson-dev libjwt-dev libcriterion-dev uthash-dev)
+# The integration tests: Redis, HAProxy, pytest, and the container image test
+# (tests/integration/test_container.py: podman, runc, debootstrap, podman-compose).
+TEST_PACKAGES=(redis-server python3 python3-pytest openssl haproxy
+  podman runc debootstrap podman-compose)
+[ "$MODE" = build ] || PACKAGES+=("${TEST_PACKAGES[@]}")
 
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo

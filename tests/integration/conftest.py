@@ -12,6 +12,8 @@ from wsclient import WSClient
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cluster: needs several nodes sharing Redis (deselect with -m 'not cluster')")
+    config.addinivalue_line("markers", "container: builds the image and runs the compose cluster with podman "
+                                       "(deselect with -m 'not container')")
 
 
 def pytest_report_header(config):
