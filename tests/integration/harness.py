@@ -301,6 +301,19 @@ class Node:
         return self.ws(self.route(room, query), headers=headers, **kw)
 
 
+class Balancer:
+    """A load balancer's port on HOST, shaped like a Node for join(), Member and connect()."""
+
+    prefix = "/api"
+    route = Node.route
+    ws = Node.ws
+    connect = Node.connect
+    http = Node.http
+
+    def __init__(self, port):
+        self.port = port
+
+
 class NodeSet:
     """Starts nodes and, at teardown, stops them with SIGTERM and checks exit code 0."""
 

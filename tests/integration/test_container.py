@@ -25,7 +25,7 @@ import uuid
 import pytest
 
 import harness
-from harness import HOST, T, Member, Node, claims_for, make_jwt, new_account, new_room, free_port
+from harness import HOST, T, Balancer, Member, claims_for, free_port, make_jwt, new_account, new_room
 from wsclient import Timeout
 
 ROOT = harness.ROOT
@@ -73,19 +73,6 @@ def dechunk(body):
         out.append(rest[:size])
         body = rest[size + 2:]
     return "".join(out)
-
-
-class Balancer:
-    """HAProxy's published port, shaped like a Node for Member and connect()."""
-
-    prefix = "/api"
-    route = Node.route
-    ws = Node.ws
-    connect = Node.connect
-    http = Node.http
-
-    def __init__(self, port):
-        self.port = port
 
 
 class Stack:

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 import harness
-from harness import HOST, SECRET, T, Node, c_only, free_port, join_room, new_room
+from harness import HOST, SECRET, T, Balancer, c_only, free_port, join_room, new_room
 from wsclient import WSClient
 
 SCRIPT = os.path.join(harness.ROOT, "tools", "cluster.sh")
@@ -30,19 +30,6 @@ def has_redis_bus():
     """The Redis bus brings SIGNAL_REDIS_PREFIX; without it rooms do not span nodes."""
     rc, out, _ = harness.run_node_once(["--help"])
     return rc == 0 and "--redis-prefix" in out
-
-
-class Balancer:
-    """The load balancer's port, shaped like a Node for join() and Member."""
-
-    prefix = "/api"
-    route = Node.route
-    ws = Node.ws
-    connect = Node.connect
-    http = Node.http
-
-    def __init__(self, port):
-        self.port = port
 
 
 def alive(pid):

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from harness import (HOST, SECRET, T, Redis, c_only, cluster_env, free_port, join, join_room, make_jwt,
-                     claims_for, new_account, new_room, poll, token)
-from wsclient import HandshakeError, WSClosed, http_request
+from harness import (HOST, SECRET, T, Member, Redis, c_only, claims_for, cluster_env, free_port, join,
+                     join_room, make_jwt, new_account, new_room, poll, run_node_once, token)
+from wsclient import HandshakeError, WSClient, WSClosed, http_request
 
 pytestmark = c_only
 
@@ -138,7 +138,6 @@ def test_admin_listener_serves_the_endpoints_and_nothing_else(nodes):
     room = new_room()
     assert get(admin, n.route(room) + f"?tk={token('a', [room])}").status == 404
     with pytest.raises(HandshakeError) as e:
-        from wsclient import WSClient
         WSClient.connect(HOST, admin, n.route(room, f"tk={token('a', [room])}"), timeout=T)
     assert e.value.status == 404
     # clients still join on the client listener, and the admin one counts them
@@ -148,7 +147,6 @@ def test_admin_listener_serves_the_endpoints_and_nothing_else(nodes):
 
 
 def test_admin_listen_must_differ_from_listen():
-    from harness import run_node_once
     port = free_port()
     rc, _, err = run_node_once(env={"SIGNAL_JWT_SECRET": SECRET, "SIGNAL_LISTEN": f"{HOST}:{port}",
                                     "SIGNAL_ADMIN_LISTEN": f"{HOST}:{port}"})
@@ -453,7 +451,6 @@ def test_no_token_secret_or_payload_in_any_log_line(nodes, redis):
     room = new_room()
     a_claims = claims_for(new_account(), [room])
     tok_a = make_jwt(a_claims)
-    from harness import Member
     ca = n1.connect(room, tok_a)
     a = Member(n1, room, a_claims["sub"], ca, a_claims, ca.recv_json(T))
     b = join(n2, room, via="cookie")
