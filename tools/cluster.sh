@@ -112,6 +112,24 @@ wait_port() {
   running_pid "$1" >/dev/null || die "$1 exited at start (port $2 taken by another process?); see $DIR/$1.log"
 }
 
+# node_ready PORT: the node there answers GET /readyz with 200 (it has reached Redis).
+node_ready() {
+  # shellcheck disable=SC2016
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1" && printf "GET /readyz HTTP/1.0\r\n\r\n" >&3 && head -c 13 <&3' \
+    "$HOST" "$1" 2>/dev/null | grep -q '^HTTP/1\.[01] 200'
+}
+
+# wait_ready NAME PORT: until the node is ready, so that HAProxy's first
+# checks find every node up.
+wait_ready() {
+  local deadline=$((SECONDS + START_TIMEOUT))
+  until node_ready "$2"; do
+    running_pid "$1" >/dev/null || die "$1 exited at start; see $DIR/$1.log"
+    [ $SECONDS -lt $deadline ] || die "$1 not ready within ${START_TIMEOUT} s (GET /readyz on $HOST:$2; see $DIR/$1.log)"
+    sleep 0.05
+  done
+}
+
 # stop_group NAME...: SIGTERM to each, wait (bounded) for all, then SIGKILL.
 stop_group() {
   local name pid left=() deadline
@@ -304,6 +322,7 @@ cmd_start() {
   done
   for i in "${!NODE_PORTS[@]}"; do
     wait_port "node-$((i + 1))" "${NODE_PORTS[i]}"
+    wait_ready "node-$((i + 1))" "${NODE_PORTS[i]}"
   done
 
   launch haproxy "$HAPROXY" -db -f "$DIR/haproxy.cfg"

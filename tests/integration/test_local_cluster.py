@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 import harness
-from harness import HOST, SECRET, T, Balancer, c_only, free_port, join_room, new_room
+from harness import HOST, SECRET, T, Balancer, c_only, free_port, join_room, new_room, poll
 from wsclient import WSClient
 
 SCRIPT = os.path.join(harness.ROOT, "tools", "cluster.sh")
@@ -176,11 +176,16 @@ def test_start_connect_stop(cluster):
     r = cluster.lb.http("GET", cluster.lb.route(new_room()))
     assert r.status == 401, r
 
-    # leastconn spreads three WebSockets over the three nodes.
+    # leastconn spreads three WebSockets over the three nodes, once HAProxy has
+    # seen the plain request's connection close (else it still counts it).
+    has_sock = os.path.exists(os.path.join(cluster.dir, "haproxy.sock"))
+    if has_sock:
+        poll(cluster.balancer_connections, until=lambda c: sum(c.values()) == 2,
+             what="HAProxy counting only the two WebSockets")
     _, path, _ = urls[0]
     clients.append(WSClient.connect(HOST, cluster.lb_port, path))
     assert clients[-1].recv_json(T)["type"] == "webrtc"
-    if os.path.exists(os.path.join(cluster.dir, "haproxy.sock")):
+    if has_sock:
         assert cluster.balancer_connections() == {"node-1": 1, "node-2": 1, "node-3": 1}
 
     for c in clients:
