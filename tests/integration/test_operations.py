@@ -443,17 +443,19 @@ def test_text_logs_under_dev_and_by_setting(nodes):
     assert not d.stderr().lstrip().startswith("{"), d.stderr()
 
 
-def test_no_token_secret_or_payload_in_any_log_line(nodes, redis):
+def test_no_token_secret_or_payload_in_any_log_line(nodes, tmp_base):
     payload = "PAYLOAD-" + new_account()
-    env = {"SIGNAL_LOG_LEVEL": "debug", "SIGNAL_REDIS_PREFIX": f"p{new_account()}:"}
+    redis = Redis(tmp_base, password="redis-pass-" + new_account())
+    env = {"SIGNAL_LOG_LEVEL": "debug", "SIGNAL_MEMBERSHIP": "redis"}
     n1 = nodes.start(cluster_env(redis.url, f"sec-{new_account()}", env))
     n2 = nodes.start(cluster_env(redis.url, f"sec-{new_account()}", env))
     room = new_room()
-    a_claims = claims_for(new_account(), [room])
+    redis.command("SADD", f"chat:{room}:members", "a-" + payload[8:], "b-" + payload[8:])
+    a_claims = claims_for("a-" + payload[8:], [room])
     tok_a = make_jwt(a_claims)
     ca = n1.connect(room, tok_a)
     a = Member(n1, room, a_claims["sub"], ca, a_claims, ca.recv_json(T))
-    b = join(n2, room, via="cookie")
+    b = join(n2, room, "b-" + payload[8:], via="cookie")
     a.expect_joined(b)
     a.send("offer", {"sdp": payload})
     b.expect_signal("offer", a)
@@ -466,9 +468,11 @@ def test_no_token_secret_or_payload_in_any_log_line(nodes, redis):
     b.close()
     for n in (n1, n2):
         assert n.terminate() == 0, n.logs()
+    redis.stop()
+    for n in (n1, n2):
         text = n.stderr()
         assert "debug" in text, "the test needs debug lines to mean anything"
-        for secret in (SECRET, tok_a, tok_a.split(".")[2], bad.split(".")[2], payload):
+        for secret in (SECRET, tok_a, tok_a.split(".")[2], bad.split(".")[2], payload, redis.password):
             assert secret not in text, f"{secret[:20]}... appears in the log of {n.env['SIGNAL_NODE_ID']}"
 
 
