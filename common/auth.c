@@ -17,6 +17,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "percent.h"
+#include "xalloc.h"
+
 /* Requests may carry 16 KiB of headers (big cookies); a longer token is not
  * one we issued: refuse it before doing any work. */
 #define MAX_TOKEN_BYTES 16384
@@ -125,7 +128,7 @@ static bool key_fits(const struct alg_info *alg, const EVP_PKEY *pkey, char *err
 }
 
 /* libjwt 1.10 wants a PEM public key; writing it ourselves also turns a
- * certificate into one. */
+ * certificate into one. Returns false when OpenSSL runs out of memory. */
 static bool store_pem(struct auth *a, EVP_PKEY *pkey)
 {
     BIO *bio = BIO_new(BIO_s_mem());
@@ -135,12 +138,10 @@ static bool store_pem(struct auth *a, EVP_PKEY *pkey)
     char *data;
     if (PEM_write_bio_PUBKEY(bio, pkey)) {
         long len = BIO_get_mem_data(bio, &data);
-        a->key = malloc(len);
-        if (a->key) {
-            memcpy(a->key, data, len);
-            a->key_len = len;
-            ok = true;
-        }
+        a->key = xmalloc((size_t)len);
+        memcpy(a->key, data, (size_t)len);
+        a->key_len = (size_t)len;
+        ok = true;
     }
     BIO_free(bio);
     return ok;
@@ -173,29 +174,24 @@ static bool load_key_file(struct auth *a, const char *path, char *err, size_t er
     return ok;
 }
 
+/* Keeps a copy of the HMAC secret as a's key. Returns false, with err set,
+ * when there is none. */
 static bool load_secret(struct auth *a, const char *secret, char *err, size_t errlen)
 {
     if (!secret || !*secret) {
         set_err(err, errlen, "SIGNAL_JWT_SECRET: %s needs a non-empty secret", a->alg->name);
         return false;
     }
-    a->key = (unsigned char *)strdup(secret);
-    if (!a->key) {
-        set_err(err, errlen, "SIGNAL_JWT_SECRET: out of memory");
-        return false;
-    }
+    a->key = (unsigned char *)xstrdup(secret);
     a->key_len = strlen(secret);
     return true;
 }
 
-/* An empty setting means "not set", as an empty environment variable would. */
-static bool copy_optional(char **dst, const char *src)
+/* A copy of src, or NULL when it is unset: an empty setting means "not set",
+ * as an empty environment variable would. */
+static char *copy_optional(const char *src)
 {
-    *dst = NULL;
-    if (!src || !*src)
-        return true;
-    *dst = strdup(src);
-    return *dst != NULL;
+    return src && *src ? xstrdup(src) : NULL;
 }
 
 struct auth *auth_new(const char *alg, const char *secret, const char *key_file, const char *issuer,
@@ -213,19 +209,13 @@ struct auth *auth_new(const char *alg, const char *secret, const char *key_file,
         set_err(err, errlen, "SIGNAL_JWT_LEEWAY_S: must not be negative");
         return NULL;
     }
-    struct auth *a = calloc(1, sizeof *a);
-    if (!a) {
-        set_err(err, errlen, "SIGNAL_JWT_ALG: out of memory");
-        return NULL;
-    }
+    struct auth *a = xcalloc(1, sizeof *a);
     a->alg = info;
     a->leeway_s = leeway_s;
     bool ok = info->family == KEY_HMAC ? load_secret(a, secret, err, errlen)
                                        : load_key_file(a, key_file, err, errlen);
-    if (ok && (!copy_optional(&a->issuer, issuer) || !copy_optional(&a->audience, audience))) {
-        set_err(err, errlen, "SIGNAL_JWT_ISSUER: out of memory");
-        ok = false;
-    }
+    a->issuer = copy_optional(issuer);
+    a->audience = copy_optional(audience);
     if (!ok) {
         auth_free(a);
         return NULL;
@@ -265,9 +255,7 @@ static json_t *b64url_json(const char *s, size_t len)
 {
     if (len % 4 == 1)
         return NULL;
-    unsigned char *buf = malloc(len * 3 / 4 + 1);
-    if (!buf)
-        return NULL;
+    unsigned char *buf = xmalloc(len * 3 / 4 + 1);
     size_t n = 0;
     unsigned bits = 0;
     int nbits = 0;
@@ -427,14 +415,15 @@ static json_t *make_account(const json_t *claims)
     return account;
 }
 
+/* Fills *out from verified claims. Returns NULL, or the reason it could not. */
 static const char *fill_identity(const json_t *claims, long long exp, struct identity *out)
 {
     json_t *rooms = json_object_get(claims, "rooms");
-    out->account_id = strdup(json_string_value(json_object_get(claims, "sub")));
+    out->account_id = xstrdup(json_string_value(json_object_get(claims, "sub")));
     out->account = make_account(claims);
     out->rooms = json_is_array(rooms) ? json_incref(rooms) : NULL;
     out->exp = exp;
-    if (!out->account_id || !out->account) {
+    if (!out->account) { /* jansson's own allocation */
         identity_clear(out);
         return "out of memory";
     }
@@ -517,7 +506,7 @@ static char *trimmed_copy(const char *s, size_t len)
     }
     while (len > 0 && is_space(s[len - 1]))
         len--;
-    return len > 0 ? strndup(s, len) : NULL;
+    return len > 0 ? xstrndup(s, len) : NULL;
 }
 
 char *auth_token_from_bearer(const char *authorization)
@@ -539,39 +528,8 @@ char *auth_token_from_bearer(const char *authorization)
     return token;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes %XX in place; a malformed escape stays as it is. NULL (after
- * freeing s) when it decodes to a NUL byte, which would cut the token. */
-static char *percent_decode(char *s)
-{
-    char *out = s;
-    for (const char *in = s; *in; in++) {
-        int hi, lo;
-        if (*in == '%' && (hi = hex_value(in[1])) >= 0 && (lo = hex_value(in[2])) >= 0) {
-            *out = (char)(hi * 16 + lo);
-            in += 2;
-        } else {
-            *out = *in;
-        }
-        if (*out++ == '\0') {
-            free(s);
-            return NULL;
-        }
-    }
-    *out = '\0';
-    return s;
-}
-
+/* The cookie's value value[0..len): trimmed, unquoted and %-decoded into a
+ * new string; NULL when that leaves nothing, or when it holds a NUL byte. */
 static char *cookie_value(const char *value, size_t len)
 {
     char *v = trimmed_copy(value, len);
@@ -582,8 +540,9 @@ static char *cookie_value(const char *value, size_t len)
         memmove(v, v + 1, n - 2);
         v[n - 2] = '\0';
     }
-    v = percent_decode(v);
-    if (v && !*v) {
+    size_t decoded = percent_decode(v, v, strlen(v));
+    /* A %00 would cut the token short: refuse it rather than verify a part. */
+    if (!decoded || memchr(v, '\0', decoded)) {
         free(v);
         return NULL;
     }

@@ -9,6 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "percent.h"
+#include "xalloc.h"
+
 struct setting {
     const char *env;
     const char *flag;
@@ -28,7 +31,7 @@ static int parse_string(struct config *c, const struct setting *s, const char *v
     (void)why, (void)n;
     char **field = AT(c, s, char *);
     free(*field);
-    *field = *v ? strdup(v) : NULL;
+    *field = *v ? xstrdup(v) : NULL;
     return 0;
 }
 
@@ -78,7 +81,7 @@ static int parse_address(const char *v, char **host_out, int *port_out, char *wh
     *host_out = NULL;
     if (len && !(len == 7 && !strncmp(host, "0.0.0.0", 7)) &&
         !(len == 2 && !strncmp(host, "::", 2)))
-        *host_out = strndup(host, len);
+        *host_out = xstrndup(host, len);
     *port_out = (int)port;
     return 0;
 }
@@ -109,7 +112,7 @@ static int parse_prefix(struct config *c, const struct setting *s, const char *v
         return -1;
     }
     free(c->path_prefix);
-    c->path_prefix = strndup(v, len);
+    c->path_prefix = xstrndup(v, len);
     return 0;
 }
 
@@ -125,7 +128,7 @@ static int set_redis_url(char **text, struct redis_url *url, const char *v, char
         snprintf(why, n, "expected redis://[[user]:password@]host:port[/db], got \"%s\"", v);
         return -1;
     }
-    *text = strdup(v);
+    *text = xstrdup(v);
     return 0;
 }
 
@@ -161,7 +164,7 @@ static int parse_redis_prefix(struct config *c, const struct setting *s, const c
         return -1;
     }
     free(c->redis_prefix);
-    c->redis_prefix = strdup(v);
+    c->redis_prefix = xstrdup(v);
     return 0;
 }
 
@@ -420,7 +423,7 @@ static int check_whole(struct config *c, char *err, size_t n)
         for (char *p = host; *p; p++)
             if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
                 *p = '-';
-        c->node_id = strdup(host);
+        c->node_id = xstrdup(host);
     }
     return 0;
 }
@@ -464,20 +467,11 @@ void config_free(struct config *c)
     memset(c, 0, sizeof(*c));
 }
 
+/* A part of a URL's userinfo, %-decoded into a new string. */
 static char *decode_part(const char *s, size_t len)
 {
-    char *out = malloc(len + 1), *o = out;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '%' && i + 2 < len && isxdigit((unsigned char)s[i + 1]) &&
-            isxdigit((unsigned char)s[i + 2])) {
-            char hex[3] = {s[i + 1], s[i + 2], 0};
-            *o++ = (char)strtol(hex, NULL, 16);
-            i += 2;
-        } else {
-            *o++ = s[i];
-        }
-    }
-    *o = '\0';
+    char *out = xmalloc(len + 1);
+    percent_decode(out, s, len);
     return out;
 }
 
@@ -516,9 +510,9 @@ int redis_url_parse(const char *url, struct redis_url *out)
         out->port = (int)port;
     }
     if (*p == '[' && name_end[-1] == ']')
-        out->host = strndup(p + 1, (size_t)(name_end - p - 2));
+        out->host = xstrndup(p + 1, (size_t)(name_end - p - 2));
     else
-        out->host = strndup(p, (size_t)(name_end - p));
+        out->host = xstrndup(p, (size_t)(name_end - p));
     if (slash && slash[1]) {
         char *end;
         long db = strtol(slash + 1, &end, 10);

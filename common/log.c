@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "iso8601.h"
+
 /* Each value is cut at this many bytes, so that a line always fits
  * LOG_LINE_MAX whole, escaped six times over (\u00XX) at worst. */
 #define MAX_VALUE_BYTES 1024
@@ -170,12 +172,8 @@ size_t log_format_line(char *out, size_t size, enum log_format fmt, long long un
 {
     struct line l = {out, size, 0};
     bool json = fmt == LOG_JSON;
-    char ts[64];
-    time_t secs = (time_t)(unix_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(unix_ms % 1000));
+    char ts[ISO8601_LEN];
+    iso8601_format(unix_ms, ts);
     out[0] = '\0';
     if (json) {
         putf(&l, "{\"time\":\"%s\",\"level\":\"%s\"", ts, level_names[level]);

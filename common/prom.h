@@ -1,30 +1,22 @@
 /* The Prometheus text exposition format (version 0.0.4): families with HELP
  * and TYPE, samples with fixed label sets, and histograms with cumulative
- * buckets, written into one growable buffer per scrape. Label values are
- * escaped; names are the caller's literals. */
+ * buckets, appended to a struct buf (buf.h), one per scrape. Label values
+ * are escaped; names are the caller's literals. */
 #ifndef SIGNAL_PROM_H
 #define SIGNAL_PROM_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-struct prom {
-    char *buf; /* NUL-terminated */
-    size_t len, cap;
-};
+#include "buf.h"
 
-void prom_init(struct prom *p);
-void prom_free(struct prom *p);
-
-/* Appends text as it is. */
-void prom_append(struct prom *p, const char *text);
 /* HELP and TYPE lines; type is counter, gauge or histogram. */
-void prom_family(struct prom *p, const char *name, const char *type, const char *help);
+void prom_family(struct buf *p, const char *name, const char *type, const char *help);
 /* One sample: name{label="value",...} v. labels is NULL or a NULL-ended list
  * of name, value pairs. */
-void prom_sample(struct prom *p, const char *name, const char *const *labels, double v);
+void prom_sample(struct buf *p, const char *name, const char *const *labels, double v);
 /* A whole family with one unlabelled sample. */
-void prom_single(struct prom *p, const char *name, const char *type, const char *help, double v);
+void prom_single(struct buf *p, const char *name, const char *type, const char *help, double v);
 
 /* A histogram of values in seconds (or any unit), kept by the caller. */
 #define HISTOGRAM_MAX_BUCKETS 16
@@ -38,6 +30,6 @@ struct histogram {
 
 void histogram_observe(struct histogram *h, double v);
 /* The _bucket (cumulative, le), _sum and _count lines, after the family. */
-void prom_histogram(struct prom *p, const char *name, const struct histogram *h);
+void prom_histogram(struct buf *p, const char *name, const struct histogram *h);
 
 #endif

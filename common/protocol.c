@@ -2,9 +2,9 @@
 #include "protocol.h"
 
 #include <ctype.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "buf.h"
 
 #define ROUTE "/chat/realtime/"
 
@@ -171,43 +171,26 @@ json_t *protocol_error(const char *code, const char *message)
 
 void protocol_timestamp(long long unix_ms, char out[PROTOCOL_TIMESTAMP_LEN])
 {
-    time_t secs = (time_t)(unix_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(out, PROTOCOL_TIMESTAMP_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, PROTOCOL_TIMESTAMP_LEN - n, ".%03uZ", (unsigned)(unix_ms % 1000) % 1000u);
+    iso8601_format(unix_ms, out);
 }
 
-struct dump_buf {
-    unsigned char *data;
-    size_t len, cap;
-};
-
+/* json_dump_callback's sink: appends a chunk of the text to the buf in arg.
+ * Returns 0 (go on) always: the buffer aborts rather than fail. */
 static int dump_append(const char *chunk, size_t size, void *arg)
 {
-    struct dump_buf *b = arg;
-    if (b->len + size > b->cap) {
-        size_t cap = b->cap * 2 > b->len + size ? b->cap * 2 : b->len + size;
-        unsigned char *p = realloc(b->data, cap);
-        if (!p)
-            return -1;
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, chunk, size);
-    b->len += size;
+    buf_append(arg, chunk, size);
     return 0;
 }
 
 unsigned char *protocol_dump(const json_t *j, size_t headroom, size_t *len)
 {
-    struct dump_buf b = {malloc(headroom + 256), headroom, headroom + 256};
-    if (!b.data)
-        return NULL;
+    struct buf b;
+    buf_init(&b, headroom + 256);
+    buf_extend(&b, headroom); /* the caller's, for the frame header */
     if (json_dump_callback(j, dump_append, &b, JSON_COMPACT) != 0) {
-        free(b.data);
+        buf_free(&b);
         return NULL;
     }
     *len = b.len - headroom;
-    return b.data;
+    return (unsigned char *)b.data;
 }

@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "iso8601.h"
+
 #define PROTOCOL_GUID_LEN 36
 #define PROTOCOL_MAX_TYPE_LEN 64
 
@@ -45,12 +47,14 @@ json_t *protocol_welcome(const char *user_id, const char *room, const char *time
 json_t *protocol_participant(json_t *account, const char *joined_at);
 json_t *protocol_error(const char *code, const char *message);
 
-/* ISO-8601 UTC with milliseconds, e.g. 2026-01-02T03:04:05.678Z. */
-#define PROTOCOL_TIMESTAMP_LEN 32
+/* The wire's timestamps (joinedAt, the welcome's timestamp): ISO-8601 UTC
+ * with milliseconds, written by iso8601_format. */
+#define PROTOCOL_TIMESTAMP_LEN ISO8601_LEN
 void protocol_timestamp(long long unix_ms, char out[PROTOCOL_TIMESTAMP_LEN]);
 
-/* Serializes j once into a new buffer of headroom + *len bytes, the JSON text
- * starting at offset headroom. Returns NULL when out of memory. */
+/* Serializes j once into a new malloc'd buffer of headroom + *len bytes, the
+ * JSON text starting at offset headroom. Returns NULL only when jansson
+ * itself runs out of memory. */
 unsigned char *protocol_dump(const json_t *j, size_t headroom, size_t *len);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "bus.h"
 #include "node.h"
+#include "prom.h"
 #include "redis.h"
 #include "room.h"
 
@@ -53,7 +54,7 @@ const char *admin_not_ready(struct node *n)
 
 /* ---- the node's own families ---- */
 
-static void counter_by(struct prom *p, const char *name, const char *help, const char *label,
+static void counter_by(struct buf *p, const char *name, const char *help, const char *label,
                        const char *const *values, const uint64_t *counts, size_t n)
 {
     prom_family(p, name, "counter", help);
@@ -63,7 +64,7 @@ static void counter_by(struct prom *p, const char *name, const char *help, const
     }
 }
 
-static void connections(struct prom *p, struct node *n)
+static void connections(struct buf *p, struct node *n)
 {
     const struct stats *s = &n->stats;
     prom_single(p, "signal_connections", "gauge", "WebSocket connections open now.",
@@ -97,7 +98,7 @@ static void connections(struct prom *p, struct node *n)
     }
 }
 
-static void traffic(struct prom *p, struct node *n)
+static void traffic(struct buf *p, struct node *n)
 {
     const struct stats *s = &n->stats;
     unsigned long rooms = 0, members = 0;
@@ -133,7 +134,7 @@ static void traffic(struct prom *p, struct node *n)
 static void redis_gauge(void *arg, const char *name, bool up, uint64_t reconnects)
 {
     (void)reconnects;
-    struct prom *p = arg;
+    struct buf *p = arg;
     const char *labels[] = {"role", name, NULL};
     prom_sample(p, "signal_redis_connected", labels, up);
 }
@@ -141,12 +142,12 @@ static void redis_gauge(void *arg, const char *name, bool up, uint64_t reconnect
 static void redis_counter(void *arg, const char *name, bool up, uint64_t reconnects)
 {
     (void)up;
-    struct prom *p = arg;
+    struct buf *p = arg;
     const char *labels[] = {"role", name, NULL};
     prom_sample(p, "signal_redis_reconnects_total", labels, (double)reconnects);
 }
 
-static void cluster(struct prom *p, struct node *n)
+static void cluster(struct buf *p, struct node *n)
 {
     const struct stats *s = &n->stats;
     prom_family(p, "signal_redis_connected", "gauge",
@@ -188,7 +189,7 @@ static long count_fds(void)
     return k - 3; /* ".", ".." and this DIR's own fd */
 }
 
-static void process(struct prom *p, struct node *n)
+static void process(struct buf *p, struct node *n)
 {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
@@ -220,7 +221,7 @@ static void process(struct prom *p, struct node *n)
                 (double)(n->start_unix_ms / 1000));
 }
 
-static void metrics(struct prom *p, struct node *n)
+static void metrics(struct buf *p, struct node *n)
 {
     prom_family(p, "signal_build_info", "gauge", "The running build: always 1.");
 #define STR_(x) #x
@@ -241,21 +242,20 @@ static void metrics(struct prom *p, struct node *n)
     process(p, n);
 }
 
-int admin_answer(struct node *n, const char *path, struct prom *body, const char **type)
+int admin_answer(struct node *n, const char *path, struct buf *body, const char **type)
 {
-    prom_init(body);
+    buf_init(body, 4096);
     *type = "text/plain; charset=utf-8";
     if (!strcmp(path, "/healthz")) {
-        prom_append(body, "ok\n");
+        buf_appendf(body, "ok\n");
         return 200;
     }
     if (!strcmp(path, "/readyz")) {
         const char *why = admin_not_ready(n);
-        prom_append(body, why ? "not ready: " : "ready\n");
-        if (why) {
-            prom_append(body, why);
-            prom_append(body, "\n");
-        }
+        if (why)
+            buf_appendf(body, "not ready: %s\n", why);
+        else
+            buf_appendf(body, "ready\n");
         return why ? 503 : 200;
     }
     *type = "text/plain; version=0.0.4; charset=utf-8";

@@ -6,15 +6,15 @@
 
 #include <stdbool.h>
 
-#include "prom.h"
+#include "buf.h"
 
 struct node;
 
 /* Whether path is one of the endpoints. */
 bool admin_is_path(const char *path);
-/* Builds the answer to GET path into body (initialised here); returns the
- * HTTP status and sets *type to its content type. */
-int admin_answer(struct node *n, const char *path, struct prom *body, const char **type);
+/* Builds the answer to GET path into body (initialised here, for the caller
+ * to buf_free); returns the HTTP status and sets *type to its content type. */
+int admin_answer(struct node *n, const char *path, struct buf *body, const char **type);
 /* NULL when the node takes clients and, with Redis, its bus is connected;
  * else the reason, in a few words. */
 const char *admin_not_ready(struct node *n);

@@ -1,9 +1,11 @@
-/* The bus carries a room's signals and presence to every node that has
+/* The bus carries a room's signals and presence between the nodes that have
  * members in it. Above the bus the code is the same for one node (in-process
- * bus) and for a cluster (Redis bus): the relay hands it validated packets and
- * its own members' joins and leaves, and the bus calls back with what to
- * deliver and with every change of the room's cluster-wide presence, the
- * node's own included (applied at once, so local peers never wait on Redis). */
+ * bus) and for a cluster (Redis bus): the relay delivers to its own members
+ * and hands the bus each validated packet for the other nodes, and its own
+ * members' joins and leaves; the bus calls back with what other nodes sent
+ * and with every change of the room's cluster-wide presence, the node's own
+ * included (applied at once, so local peers never wait on Redis). A bus sees
+ * no connection, room or node: only room ids, connection keys and accounts. */
 #ifndef SIGNAL_BUS_H
 #define SIGNAL_BUS_H
 
@@ -15,7 +17,6 @@
 #include "config.h"
 #include "packet.h"
 
-struct room;
 struct stats;
 
 struct bus_msg {
@@ -44,7 +45,8 @@ struct bus_handler {
 
 struct bus;
 struct bus_ops {
-    /* Delivers to this node's members at once, then to the other nodes'. */
+    /* Sends a packet to the other nodes' members (the relay has delivered
+     * it to this node's). Returns -1 when it could not (counted). */
     int (*publish)(struct bus *b, const struct bus_msg *m);
     /* The room has its first local member: returns true when its presence
      * is known and members may join, else handler.ready follows. */
@@ -106,9 +108,7 @@ static inline void bus_free(struct bus *b)
 
 struct bus *bus_local_new(const struct bus_handler *h);
 
-/* The Redis bus needs to read the node's rooms (local members and the
- * roster) to restore presence after Redis comes back. */
 struct bus *bus_redis_new(struct event_base *base, const struct config *cfg, const char *instance,
-                          struct room **rooms, struct stats *stats, const struct bus_handler *h);
+                          struct stats *stats, const struct bus_handler *h);
 
 #endif

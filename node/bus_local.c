@@ -1,12 +1,13 @@
-/* The in-process bus of a single node: publishing is delivering, at once and
- * in order, and presence is this node's own. */
+/* The in-process bus of a single node: there is no other node to publish
+ * to, and presence is this node's own. */
 #include <stdlib.h>
 
 #include "bus.h"
+#include "xalloc.h"
 
 static int local_publish(struct bus *b, const struct bus_msg *m)
 {
-    b->h.deliver(b->h.arg, m);
+    (void)b, (void)m;
     return 0;
 }
 
@@ -55,9 +56,7 @@ static const struct bus_ops local_ops = {local_publish, local_room_open, local_r
 
 struct bus *bus_local_new(const struct bus_handler *h)
 {
-    struct bus *b = calloc(1, sizeof(*b));
-    if (!b)
-        return NULL;
+    struct bus *b = xcalloc(1, sizeof(*b));
     b->ops = &local_ops;
     b->h = *h;
     return b;

@@ -1,20 +1,23 @@
 /* Client connections; see conn.h. */
+#define _GNU_SOURCE /* POLLRDHUP */
 #include "conn.h"
 
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
+#include "clock.h"
 #include "log.h"
+#include "timer.h"
+#include "xalloc.h"
 #include "node.h"
-#include "relay.h"
 
 #define CLOSE_GRACE_S 5 /* a peer that reads nothing cannot take our close frame */
 
 struct conn *conn_new(struct node *n, struct identity *ident, const char *room_id)
 {
-    struct conn *c = calloc(1, sizeof(*c));
-    if (!c)
-        return NULL;
+    struct conn *c = xcalloc(1, sizeof(*c));
     c->node = n;
     c->id = ++n->next_conn_id;
     snprintf(c->key, sizeof(c->key), "%s:%llu", n->instance, (unsigned long long)c->id);
@@ -22,12 +25,9 @@ struct conn *conn_new(struct node *n, struct identity *ident, const char *room_i
     c->ident = *ident;
     memset(ident, 0, sizeof(*ident));
     c->state = CONN_UPGRADING;
-    bucket_init(&c->bucket, (double)n->cfg.rate_burst, node_mono_ms());
-    bucket_init(&c->byte_bucket, conn_byte_burst(&n->cfg), node_mono_ms());
-    c->all_next = n->conns;
-    if (n->conns)
-        n->conns->all_prev = c;
-    n->conns = c;
+    bucket_init(&c->bucket, (double)n->cfg.rate_burst, clock_mono_ms());
+    bucket_init(&c->byte_bucket, conn_byte_burst(&n->cfg), clock_mono_ms());
+    DL_PREPEND2(n->conns, c, all_prev, all_next);
     n->n_conns++;
     return c;
 }
@@ -61,23 +61,16 @@ void conn_free(struct conn *c)
     if (c->expiry)
         event_free(c->expiry);
     identity_clear(&c->ident);
-    if (c->all_prev)
-        c->all_prev->all_next = c->all_next;
-    else
-        n->conns = c->all_next;
-    if (c->all_next)
-        c->all_next->all_prev = c->all_prev;
+    DL_DELETE2(n->conns, c, all_prev, all_next);
     n->n_conns--;
     free(c);
 }
 
-static int queue_push(struct conn *c, struct packet *p)
+static void queue_push(struct conn *c, struct packet *p)
 {
     if (c->q_len == c->q_cap) {
         size_t cap = c->q_cap ? c->q_cap * 2 : 8;
-        struct packet **q = malloc(cap * sizeof(*q));
-        if (!q)
-            return -1;
+        struct packet **q = xmalloc(cap * sizeof(*q));
         for (size_t i = 0; i < c->q_len; i++)
             q[i] = c->queue[(c->q_head + i) % c->q_cap];
         free(c->queue);
@@ -89,7 +82,6 @@ static int queue_push(struct conn *c, struct packet *p)
     c->q_len++;
     c->queued_bytes += p->len;
     c->node->stats.queued_bytes += p->len;
-    return 0;
 }
 
 void conn_send(struct conn *c, struct packet *p)
@@ -108,10 +100,7 @@ void conn_send(struct conn *c, struct packet *p)
         conn_close(c, 4008, "Too slow a reader");
         return;
     }
-    if (queue_push(c, p) < 0) {
-        conn_close(c, 1011, "Out of memory");
-        return;
-    }
+    queue_push(c, p);
     lws_callback_on_writable(c->wsi);
 }
 
@@ -166,15 +155,14 @@ static int arm_expiry(struct conn *c)
     /* exp is whatever the token says: far-future values get no timer rather
      * than an overflow. */
     const long long forever_s = 100LL * 365 * 24 * 3600;
-    if (c->ident.exp > node_now_ms() / 1000 + forever_s)
+    if (c->ident.exp > clock_now_ms() / 1000 + forever_s)
         return 0;
     int64_t at_ms = (c->ident.exp + c->node->cfg.jwt_leeway_s) * 1000;
-    int64_t delay = at_ms - node_now_ms();
+    int64_t delay = at_ms - clock_now_ms();
     if (delay < 0)
         delay = 0;
-    struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000};
     c->expiry = evtimer_new(c->node->base, on_expiry, c);
-    return c->expiry ? evtimer_add(c->expiry, &tv) : -1;
+    return c->expiry ? timer_add_ms(c->expiry, (long)delay) : -1;
 }
 
 struct log_fields conn_log_fields(const struct conn *c)
@@ -188,18 +176,16 @@ int conn_on_established(struct conn *c, struct lws *wsi)
     struct node *n = c->node;
     c->wsi = wsi;
     c->state = CONN_PENDING;
-    c->opened_ms = node_mono_ms();
+    c->opened_ms = clock_mono_ms();
     n->n_open++;
     n->stats.connections_accepted++;
     struct log_fields f = conn_log_fields(c);
     log_event(LOG_INFO, "conn_open", &f, "connection open");
     if (c->node->closing_all) { /* upgraded after the drain ran out */
         conn_close(c, 1001, "Node shutting down");
-        return 0;
+        return 1;
     }
-    if (arm_expiry(c) < 0)
-        return -1;
-    return relay_admit(c);
+    return arm_expiry(c) < 0 ? -1 : 0;
 }
 
 static int rx_append(struct conn *c, const void *in, size_t len)
@@ -215,10 +201,7 @@ static int rx_append(struct conn *c, const void *in, size_t len)
             cap *= 2;
         if (cap > max)
             cap = max;
-        unsigned char *p = realloc(c->rx, cap);
-        if (!p)
-            return -1;
-        c->rx = p;
+        c->rx = xrealloc(c->rx, cap);
         c->rx_cap = cap;
     }
     memcpy(c->rx + c->rx_len, in, len);
@@ -226,7 +209,8 @@ static int rx_append(struct conn *c, const void *in, size_t len)
     return 0;
 }
 
-int conn_on_receive(struct conn *c, const void *in, size_t len)
+int conn_on_receive(struct conn *c, const void *in, size_t len, const char **msg, size_t *msg_len,
+                    bool *binary)
 {
     if (c->state != CONN_JOINED)
         return 0;
@@ -243,11 +227,11 @@ int conn_on_receive(struct conn *c, const void *in, size_t len)
     }
     if (!lws_is_final_fragment(c->wsi))
         return 0;
-    bool binary = lws_frame_is_binary(c->wsi);
-    size_t n = c->rx_len;
+    *binary = lws_frame_is_binary(c->wsi);
+    *msg = (const char *)c->rx;
+    *msg_len = c->rx_len;
     c->rx_len = 0;
-    relay_message(c, (const char *)c->rx, n, binary);
-    return 0;
+    return 1;
 }
 
 int conn_on_writeable(struct conn *c)
@@ -297,6 +281,17 @@ void conn_on_closed(struct conn *c)
     n->stats.closed[stats_close_index(code)]++;
     struct log_fields f = conn_log_fields(c);
     f.code = code;
-    f.duration_ms = node_mono_ms() - c->opened_ms;
+    f.duration_ms = clock_mono_ms() - c->opened_ms;
     log_event(LOG_INFO, "conn_close", &f, "connection closed");
+}
+
+void conn_pause_input(struct conn *c, bool pause)
+{
+    lws_rx_flow_control(c->wsi, pause ? 0 : 1);
+}
+
+bool conn_peer_gone(struct conn *c)
+{
+    struct pollfd p = {lws_get_socket_fd(c->wsi), POLLRDHUP, 0};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }

@@ -5,7 +5,6 @@
 #define SIGNAL_CONN_H
 
 #include <jansson.h>
-#include <libwebsockets.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -15,6 +14,7 @@
 #include "packet.h"
 #include "protocol.h"
 
+struct lws;
 struct node;
 struct room;
 struct membership_req;
@@ -26,15 +26,22 @@ enum conn_state {
     CONN_CLOSING,
 };
 
+/* Where a connection stands in its room. */
+enum conn_place {
+    PLACE_OUTSIDE,  /* in no room: before its membership answer, or after leaving */
+    PLACE_WAITING,  /* in room->waiting until the room's presence is known */
+    PLACE_ENTERING, /* in room->waiting while the bus writes its presence */
+    PLACE_MEMBER,   /* in room->members, welcomed */
+};
+
 struct conn {
     struct node *node;
     struct lws *wsi;
     uint64_t id;
     char key[160]; /* "<instance>:<conn id>", unique in the cluster */
     char room_id[PROTOCOL_GUID_LEN + 1];
-    struct room *room; /* set while joined or waiting to */
-    bool waiting;      /* in room->waiting, before the welcome */
-    bool entering;     /* the bus is writing its presence */
+    struct room *room; /* set unless PLACE_OUTSIDE */
+    enum conn_place place;
     struct identity ident;
     char joined_at[PROTOCOL_TIMESTAMP_LEN];
     enum conn_state state;
@@ -73,9 +80,19 @@ void conn_send_json(struct conn *c, json_t *j);
 void conn_send_error(struct conn *c, const char *code, const char *message);
 void conn_close(struct conn *c, int code, const char *reason);
 
+/* Stops (true) or resumes reading the client's input. */
+void conn_pause_input(struct conn *c, bool pause);
+/* Whether the client has gone away: hung up, or shut its side down. */
+bool conn_peer_gone(struct conn *c);
+
 /* libwebsockets events; a negative return closes the connection. */
+/* The WebSocket is up: returns 0 when the connection is to be admitted
+ * into its room, 1 when it is being closed (the drain is over). */
 int conn_on_established(struct conn *c, struct lws *wsi);
-int conn_on_receive(struct conn *c, const void *in, size_t len);
+/* Returns 1 with *msg, *len and *binary set when a whole message has
+ * arrived (valid until the next call), 0 when more is to come. */
+int conn_on_receive(struct conn *c, const void *in, size_t in_len, const char **msg, size_t *len,
+                    bool *binary);
 int conn_on_writeable(struct conn *c);
 /* The peer sent a close frame with this payload. */
 void conn_on_peer_close(struct conn *c, const void *in, size_t len);

@@ -5,10 +5,12 @@
 
 #include "config.h"
 
-/* Sets a random HS256 secret in cfg (when it has no key of its own). */
-int dev_prepare(struct config *cfg);
+/* Sets a random HS256 secret in cfg (when it has no key of its own).
+ * Randomness and memory cannot fail (rand.h, xalloc.h). */
+void dev_prepare(struct config *cfg);
 /* Prints two URLs (two accounts, one room) to stdout, with tokens signed by
- * the configured secret; with RS and ES keys it can only say so. */
+ * the configured secret; with RS and ES keys it can only say so. Returns 0,
+ * or -1 when libjwt cannot sign. */
 int dev_print_urls(const struct config *cfg);
 
 #endif

@@ -1,6 +1,5 @@
 /* signal-node: start-up, the one event loop, and a clean stop. */
 #include <signal.h>
-#include <sys/random.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,35 +8,17 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "clock.h"
 #include "conn.h"
 #include "dev.h"
 #include "log.h"
+#include "rand.h"
+#include "timer.h"
 #include "membership.h"
 #include "node.h"
 #include "redis.h"
 #include "relay.h"
 #include "server.h"
-
-int64_t node_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-long long node_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t node_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void stop_loop(struct node *n)
 {
@@ -62,7 +43,7 @@ static void on_drained(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     struct node *n = arg;
     log_info("stop", "every connection closed, %lld ms after the signal; stopping",
-             (long long)(node_mono_ms() - n->drain_start_ms));
+             (long long)(clock_mono_ms() - n->drain_start_ms));
     stop_loop(n);
 }
 
@@ -82,7 +63,7 @@ void node_drained(struct node *n)
 
 static void close_due(struct node *n)
 {
-    int64_t elapsed = node_mono_ms() - n->close_start_ms;
+    int64_t elapsed = clock_mono_ms() - n->close_start_ms;
     /* Connection i (from 0) closes at i x window / total. */
     unsigned long due = n->close_total;
     if (n->close_window_ms > 0 && elapsed < n->close_window_ms)
@@ -108,15 +89,14 @@ static void on_close_tick(evutil_socket_t fd, short what, void *arg)
     for (struct conn *c = n->conns; c && !more; c = c->all_next)
         more = c->state != CONN_CLOSING && c->wsi;
     if (more) {
-        struct timeval tv = {0, CLOSE_TICK_MS * 1000};
-        evtimer_add(n->drain_timer, &tv);
+        timer_add_ms(n->drain_timer, CLOSE_TICK_MS);
     }
 }
 
 static void start_close_window(struct node *n)
 {
     n->closing_all = true;
-    n->close_start_ms = node_mono_ms();
+    n->close_start_ms = clock_mono_ms();
     n->close_window_ms = n->cfg.drain_close_s * 1000;
     n->close_total = n->n_open;
     n->close_done = 0;
@@ -150,7 +130,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         _exit(1);
     }
     n->draining = true;
-    n->drain_start_ms = node_mono_ms();
+    n->drain_start_ms = clock_mono_ms();
     log_info("drain_start",
              "signal %d: readiness off, new upgrades refused; %lu connections carry on for %ld s, "
              "then close over %ld s",
@@ -159,9 +139,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         node_drained(n);
         return;
     }
-    struct timeval tv = {n->cfg.drain_s, 0};
     n->drain_timer = evtimer_new(n->base, on_drain_timeout, n);
-    evtimer_add(n->drain_timer, &tv);
+    timer_add_ms(n->drain_timer, n->cfg.drain_s * 1000);
 }
 
 /* Every connection is a file descriptor: take all the process may have, and
@@ -180,40 +159,36 @@ static void raise_fd_limit(const struct config *cfg)
                  (unsigned long long)rl.rlim_cur, cfg->max_connections);
 }
 
-static int make_instance(struct node *n)
+static void make_instance(struct node *n)
 {
     unsigned char boot[4];
-    if (getrandom(boot, sizeof(boot), 0) != sizeof(boot))
-        return -1;
+    rand_bytes(boot, sizeof(boot));
     snprintf(n->instance, sizeof(n->instance), "%s:%02x%02x%02x%02x", n->cfg.node_id, boot[0],
              boot[1], boot[2], boot[3]);
-    return 0;
 }
 
-static int setup_bus(struct node *n)
+static void setup_bus(struct node *n)
 {
     const struct bus_handler h = {relay_deliver, relay_room_ready, relay_joined,
                                   relay_present, relay_absent,     n};
     if (n->cfg.redis_url)
-        n->bus = bus_redis_new(n->base, &n->cfg, n->instance, &n->rooms, &n->stats, &h);
+        n->bus = bus_redis_new(n->base, &n->cfg, n->instance, &n->stats, &h);
     else
         n->bus = bus_local_new(&h);
-    return n->bus ? 0 : -1;
 }
 
 /* Membership `redis` has a connection of its own, so that its questions
  * never wait behind the bus's traffic and its timeout never drops the bus. */
-static int setup_membership(struct node *n)
+static void setup_membership(struct node *n)
 {
     if (n->cfg.membership == MEMBERSHIP_TOKEN) {
         n->membership = membership_token_new();
-        return n->membership ? 0 : -1;
+        return;
     }
     const struct redis_url *url =
         n->cfg.membership_redis_url ? &n->cfg.membership_redis : &n->cfg.redis;
     n->membership_redis = redis_new(n->base, url, "membership", NULL, NULL);
     n->membership = membership_redis_new(n->base, n->membership_redis, n->cfg.membership_key);
-    return n->membership_redis && n->membership ? 0 : -1;
 }
 
 static int start(struct node *n, int argc, char **argv)
@@ -235,10 +210,7 @@ static int start(struct node *n, int argc, char **argv)
         return 2;
     }
     if (n->cfg.dev && !n->cfg.jwt_secret && !n->cfg.jwt_key_file) {
-        if (dev_prepare(&n->cfg) < 0) {
-            fprintf(stderr, "signal-node: --dev: cannot make a random secret\n");
-            return 1;
-        }
+        dev_prepare(&n->cfg);
         log_warn("dev_mode",
                  "--dev: signing and checking tokens with a random secret; never in production");
     }
@@ -248,7 +220,7 @@ static int start(struct node *n, int argc, char **argv)
         fprintf(stderr, "signal-node: %s\n", err);
         return 2;
     }
-    n->start_unix_ms = node_now_ms();
+    n->start_unix_ms = clock_now_ms();
     static const double lag_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                         0.1,    0.25,  0.5,    1,     2.5,  5,     10};
     n->stats.bus_lag.bounds = lag_bounds;
@@ -256,8 +228,11 @@ static int start(struct node *n, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(&n->cfg);
     n->base = event_base_new();
-    if (!n->base || make_instance(n) < 0 || setup_bus(n) < 0 || setup_membership(n) < 0)
+    if (!n->base)
         return 1;
+    make_instance(n);
+    setup_bus(n);
+    setup_membership(n);
     if (server_start(n, err, sizeof(err)) < 0) {
         fprintf(stderr, "signal-node: %s\n", err);
         return 1;

@@ -34,9 +34,11 @@ struct membership {
     bool answers_at_once; /* then it is asked during the HTTP handshake too */
 };
 
+/* The constructors never return NULL: out of memory aborts (xalloc.h). */
 struct membership *membership_token_new(void);
 struct event_base;
 struct redis;
+/* Asks r, on base, about the set named key_pattern with {room} replaced. */
 struct membership *membership_redis_new(struct event_base *base, struct redis *r,
                                         const char *key_pattern);
 

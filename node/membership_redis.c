@@ -8,6 +8,7 @@
 #include "log.h"
 #include "membership.h"
 #include "redis.h"
+#include "timer.h"
 #include "xalloc.h"
 
 #define ANSWER_TIMEOUT_MS 3000
@@ -105,8 +106,7 @@ static enum membership_answer redis_ask(struct membership *m, const struct ident
         free(req);
         return MEMBERSHIP_UNAVAILABLE;
     }
-    struct timeval tv = {ANSWER_TIMEOUT_MS / 1000, (ANSWER_TIMEOUT_MS % 1000) * 1000};
-    evtimer_add(req->timeout, &tv);
+    timer_add_ms(req->timeout, ANSWER_TIMEOUT_MS);
     *out = req;
     return MEMBERSHIP_PENDING;
 }
@@ -129,12 +129,10 @@ static const struct membership_ops redis_ops = {redis_ask, redis_cancel, redis_m
 struct membership *membership_redis_new(struct event_base *base, struct redis *r,
                                         const char *key_pattern)
 {
-    struct membership_redis *mr = calloc(1, sizeof(*mr));
-    if (!mr)
-        return NULL;
+    struct membership_redis *mr = xcalloc(1, sizeof(*mr));
     mr->base.ops = &redis_ops;
     mr->loop = base;
     mr->redis = r;
-    mr->key_pattern = strdup(key_pattern);
+    mr->key_pattern = xstrdup(key_pattern);
     return &mr->base;
 }

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "membership.h"
+#include "xalloc.h"
 
 static enum membership_answer token_ask(struct membership *m, const struct identity *id,
                                         const char *room, membership_cb cb, void *arg,
@@ -26,10 +27,8 @@ static const struct membership_ops token_ops = {token_ask, token_cancel, token_f
 
 struct membership *membership_token_new(void)
 {
-    struct membership *m = calloc(1, sizeof(*m));
-    if (m) {
-        m->ops = &token_ops;
-        m->answers_at_once = true;
-    }
+    struct membership *m = xcalloc(1, sizeof(*m));
+    m->ops = &token_ops;
+    m->answers_at_once = true;
     return m;
 }

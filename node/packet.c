@@ -1,18 +1,19 @@
 /* Shared outgoing frames; see packet.h. */
 #include "packet.h"
 
+#include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "protocol.h"
+#include "xalloc.h"
 
+_Static_assert(PACKET_HEADROOM >= LWS_PRE, "PACKET_HEADROOM must hold LWS_PRE bytes");
+
+/* A packet holding buf (PACKET_HEADROOM + len bytes, now the packet's). */
 static struct packet *packet_wrap(unsigned char *buf, size_t len)
 {
-    struct packet *p = malloc(sizeof(*p));
-    if (!p) {
-        free(buf);
-        return NULL;
-    }
+    struct packet *p = xmalloc(sizeof(*p));
     p->refs = 1;
     p->len = len;
     p->buf = buf;
@@ -22,16 +23,14 @@ static struct packet *packet_wrap(unsigned char *buf, size_t len)
 struct packet *packet_from_json(const json_t *j)
 {
     size_t len;
-    unsigned char *buf = protocol_dump(j, LWS_PRE, &len);
+    unsigned char *buf = protocol_dump(j, PACKET_HEADROOM, &len);
     return buf ? packet_wrap(buf, len) : NULL;
 }
 
 struct packet *packet_from_bytes(const char *text, size_t len)
 {
-    unsigned char *buf = malloc(LWS_PRE + len);
-    if (!buf)
-        return NULL;
-    memcpy(buf + LWS_PRE, text, len);
+    unsigned char *buf = xmalloc(PACKET_HEADROOM + len);
+    memcpy(buf + PACKET_HEADROOM, text, len);
     return packet_wrap(buf, len);
 }
 

@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "log.h"
+#include "rand.h"
+#include "timer.h"
+#include "xalloc.h"
 
 #define CONNECT_TIMEOUT_MS 2000
 #define BACKOFF_MIN_MS 100
@@ -38,18 +41,16 @@ struct redis {
 
 static struct redis *all; /* every connection of the process */
 
-static void set_timer(struct event *ev, int ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(ev, &tv);
-}
-
+/* Arms the next attempt to connect, after the backoff and a jitter of up to
+ * half of it, then doubles the backoff (up to BACKOFF_MAX_MS). */
 static void schedule_retry(struct redis *r)
 {
     if (r->freeing || r->closing)
         return;
-    int jitter = rand() % (r->backoff_ms / 2 + 1);
-    set_timer(r->retry, r->backoff_ms + jitter);
+    /* Each node draws its own jitter, so that they do not all come back to
+     * Redis at the same instant (the modulo's bias is below 1e-6). */
+    int jitter = (int)(rand_u32() % (uint32_t)(r->backoff_ms / 2 + 1));
+    timer_add_ms(r->retry, r->backoff_ms + jitter);
     r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
 }
 
@@ -192,7 +193,7 @@ static void start_connect(struct redis *r)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     r->ac = ac;
-    set_timer(r->connect_timeout, CONNECT_TIMEOUT_MS);
+    timer_add_ms(r->connect_timeout, CONNECT_TIMEOUT_MS);
 }
 
 static void on_close_timeout(evutil_socket_t fd, short what, void *arg)
@@ -221,7 +222,7 @@ void redis_close(struct redis *r)
     }
     /* Armed first: with no reply due, the disconnect (and on_disconnect,
      * which disarms it) happens at once. */
-    set_timer(r->close_timeout, CLOSE_TIMEOUT_MS);
+    timer_add_ms(r->close_timeout, CLOSE_TIMEOUT_MS);
     redisAsyncDisconnect(r->ac); /* after the replies still due */
 }
 
@@ -234,16 +235,14 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 struct redis *redis_new(struct event_base *base, const struct redis_url *url, const char *name,
                         redis_state_fn on_state, void *arg)
 {
-    struct redis *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
+    struct redis *r = xcalloc(1, sizeof(*r));
     r->base = base;
-    r->url.host = strdup(url->host);
+    r->url.host = xstrdup(url->host);
     r->url.port = url->port;
-    r->url.user = url->user ? strdup(url->user) : NULL;
-    r->url.password = url->password ? strdup(url->password) : NULL;
+    r->url.user = url->user ? xstrdup(url->user) : NULL;
+    r->url.password = url->password ? xstrdup(url->password) : NULL;
     r->url.db = url->db;
-    r->name = strdup(name);
+    r->name = xstrdup(name);
     r->on_state = on_state;
     r->arg = arg;
     r->backoff_ms = BACKOFF_MIN_MS;

@@ -1,12 +1,11 @@
 /* Joining, relaying and leaving; see relay.h. */
-#define _GNU_SOURCE /* POLLRDHUP */
 #include "relay.h"
 
-#include <poll.h>
 #include <string.h>
 
 #include "bus.h"
 #include "conn.h"
+#include "clock.h"
 #include "log.h"
 #include "membership.h"
 #include "node.h"
@@ -24,6 +23,7 @@ static void publish(struct conn *origin, struct room *r, const char *to, json_t 
     if (!p)
         return;
     struct bus_msg m = {r->id, n->instance, origin->id, to, p};
+    relay_deliver(n, &m);
     if (bus_publish(n->bus, &m) < 0)
         log_debug("publish_skipped", "room %s: not published to the other nodes", r->id);
     packet_unref(p);
@@ -59,18 +59,9 @@ static void release_if_empty(struct node *n, struct room *r)
  * the connection waits, its input paused. */
 static void enter(struct conn *c, struct room *r)
 {
-    protocol_timestamp(node_now_ms(), c->joined_at);
-    c->entering = true;
+    protocol_timestamp(clock_now_ms(), c->joined_at);
+    c->place = PLACE_ENTERING;
     bus_join(c->node->bus, r->id, c->key, c->ident.account, c->joined_at);
-}
-
-/* Input is paused while a connection waits for its welcome, so lws has not
- * seen a client that went away meanwhile; it would be announced to the
- * room only to leave at once. */
-static bool peer_gone(struct conn *c)
-{
-    struct pollfd p = {lws_get_socket_fd(c->wsi), POLLRDHUP, 0};
-    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
 bool relay_joined(void *node, const char *room, const char *key)
@@ -78,12 +69,15 @@ bool relay_joined(void *node, const char *room, const char *key)
     struct node *n = node;
     struct room *r = room_find(n->rooms, room);
     struct conn *c = r ? r->waiting : NULL;
-    while (c && !(c->entering && !strcmp(c->key, key)))
+    while (c && !(c->place == PLACE_ENTERING && !strcmp(c->key, key)))
         c = c->room_next;
     if (!c)
         return false; /* it left meanwhile, and retracted its presence */
-    c->entering = false;
-    if (c->state != CONN_CLOSING && peer_gone(c))
+    c->place = PLACE_WAITING;
+    /* Input is paused while a connection waits for its welcome, so lws has
+     * not seen a client that went away meanwhile; it would be announced to
+     * the room only to leave at once. */
+    if (c->state != CONN_CLOSING && conn_peer_gone(c))
         conn_close(c, 1001, "Going away");
     if (c->state != CONN_CLOSING) {
         json_t *participants = roster_participants(r, c->ident.account_id);
@@ -94,14 +88,14 @@ bool relay_joined(void *node, const char *room, const char *key)
         /* Closing, or the welcome could not be queued (out of memory): it
          * waits for relay_leave, having taken back what the bus wrote. */
         bus_leave(n->bus, r->id, c->key, c->ident.account_id);
-        lws_rx_flow_control(c->wsi, 1); /* so that lws sees the close */
+        conn_pause_input(c, false); /* so that lws sees the close */
         return false;
     }
     room_remove_waiting(r, c);
-    c->waiting = false;
     room_add_member(r, c);
+    c->place = PLACE_MEMBER;
     c->state = CONN_JOINED;
-    lws_rx_flow_control(c->wsi, 1);
+    conn_pause_input(c, false);
     if (log_enabled(LOG_DEBUG)) {
         struct log_fields f = conn_log_fields(c);
         log_event(LOG_DEBUG, "conn_join", &f, "joined the room");
@@ -118,10 +112,10 @@ static void join(struct conn *c)
         r->ready = bus_room_open(n->bus, r->id);
     }
     /* Nothing is read from the client until its welcome is out. */
-    lws_rx_flow_control(c->wsi, 0);
+    conn_pause_input(c, true);
     room_add_waiting(r, c);
     c->room = r;
-    c->waiting = true;
+    c->place = PLACE_WAITING;
     if (r->ready)
         enter(c, r);
 }
@@ -136,7 +130,7 @@ void relay_room_ready(void *node, const char *room)
     struct conn *next;
     for (struct conn *c = r->waiting; c; c = next) {
         next = c->room_next; /* enter may take c off the list */
-        if (!c->entering && c->state != CONN_CLOSING)
+        if (c->place == PLACE_WAITING && c->state != CONN_CLOSING)
             enter(c, r);
     }
 }
@@ -168,7 +162,7 @@ static void on_membership(void *arg, enum membership_answer a)
     if (c->state != CONN_PENDING)
         return;
     if (a == MEMBERSHIP_YES) {
-        lws_rx_flow_control(c->wsi, 1);
+        conn_pause_input(c, false);
         join(c);
     } else if (a == MEMBERSHIP_NO) {
         conn_close(c, 4403, forbidden);
@@ -183,7 +177,7 @@ int relay_admit(struct conn *c)
     enum membership_answer a = m->ops->ask(m, &c->ident, c->room_id, on_membership, c, &c->check);
     if (a == MEMBERSHIP_PENDING) {
         /* Nothing is read from a client before it is a member. */
-        lws_rx_flow_control(c->wsi, 0);
+        conn_pause_input(c, true);
         return 0;
     }
     on_membership(c, a);
@@ -201,23 +195,22 @@ void relay_leave(struct conn *c)
     if (!r)
         return;
     c->room = NULL;
-    if (c->waiting) {
-        room_remove_waiting(r, c);
-        c->waiting = false;
-        if (c->entering) /* after the join the bus is writing */
-            bus_leave(n->bus, r->id, c->key, c->ident.account_id);
-        c->entering = false;
-    } else {
+    if (c->place == PLACE_MEMBER)
         room_remove_member(r, c);
+    else
+        room_remove_waiting(r, c);
+    /* A waiting connection has written nothing yet; an entering one has its
+     * join on the way. */
+    if (c->place != PLACE_WAITING)
         bus_leave(n->bus, r->id, c->key, c->ident.account_id);
-    }
+    c->place = PLACE_OUTSIDE;
     release_if_empty(n, r);
 }
 
 static bool rate_ok(struct conn *c, size_t len)
 {
     const struct config *cfg = &c->node->cfg;
-    int64_t now = node_mono_ms();
+    int64_t now = clock_mono_ms();
     bool bytes_ok = !cfg->rate_bytes_per_s ||
                     bucket_take(&c->byte_bucket, (double)len, (double)cfg->rate_bytes_per_s,
                                 conn_byte_burst(cfg), now);

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "conn.h"
 #include "xalloc.h"
@@ -50,46 +51,26 @@ bool room_release(struct room **rooms, struct room *r)
     return true;
 }
 
-static void list_add(struct conn **head, struct conn *c)
-{
-    c->room_prev = NULL;
-    c->room_next = *head;
-    if (*head)
-        (*head)->room_prev = c;
-    *head = c;
-}
-
-static void list_remove(struct conn **head, struct conn *c)
-{
-    if (c->room_prev)
-        c->room_prev->room_next = c->room_next;
-    else
-        *head = c->room_next;
-    if (c->room_next)
-        c->room_next->room_prev = c->room_prev;
-    c->room_prev = c->room_next = NULL;
-}
-
 void room_add_member(struct room *r, struct conn *c)
 {
-    list_add(&r->members, c);
+    DL_PREPEND2(r->members, c, room_prev, room_next);
     r->n_members++;
 }
 
 void room_remove_member(struct room *r, struct conn *c)
 {
-    list_remove(&r->members, c);
+    DL_DELETE2(r->members, c, room_prev, room_next);
     r->n_members--;
 }
 
 void room_add_waiting(struct room *r, struct conn *c)
 {
-    list_add(&r->waiting, c);
+    DL_PREPEND2(r->waiting, c, room_prev, room_next);
 }
 
 void room_remove_waiting(struct room *r, struct conn *c)
 {
-    list_remove(&r->waiting, c);
+    DL_DELETE2(r->waiting, c, room_prev, room_next);
 }
 
 enum roster_change roster_add(struct room *r, const char *key, json_t *account,

@@ -1,4 +1,6 @@
-/* HTTP answers, the upgrade decision and the WebSocket callback; see server.h. */
+/* The libwebsockets glue: the listeners (one vhost each), the callback
+ * switches, plain HTTP on the route, the upgrade decision and the WebSocket
+ * events, handed to conn and relay; see server.h. */
 #include "server.h"
 
 #include <errno.h>
@@ -11,149 +13,12 @@
 
 #include "admin.h"
 #include "conn.h"
+#include "http.h"
 #include "log.h"
 #include "membership.h"
 #include "protocol.h"
 #include "relay.h"
-
-#define MAX_HEADER_BYTES (20 * 1024) /* JWT cookies are big: 16 KiB of headers must fit */
-
-static const char *status_body(int status)
-{
-    switch (status) {
-    case 400:
-        return "Bad Request: WebSocket connection expected";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden: Not a member of this chat room";
-    case 503:
-        return "Service Unavailable: Try again later";
-    default:
-        return "";
-    }
-}
-
-/* Writes a complete answer with extra headers for 401 and 405. Returns
- * nonzero if it could not. */
-static int http_send(struct lws *wsi, int status, const char *type, const char *body, size_t len)
-{
-    /* Headers only: lws copies the body out of our buffer below. */
-    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
-                                       *end = buf + sizeof(buf) - 1;
-    if (lws_add_http_common_headers(wsi, (unsigned)status, type, len, &p, end))
-        return 1;
-    if (status == 401 &&
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
-                                    (const unsigned char *)"Bearer", 6, &p, end))
-        return 1;
-    if (status == 405 && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
-                                                     (const unsigned char *)"GET", 3, &p, end))
-        return 1;
-    if (lws_finalize_write_http_header(wsi, start, &p, end))
-        return 1;
-    /* HEAD gets the same answer as GET, without the body. */
-    if (!len || lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0)
-        return 0;
-    unsigned char *out = malloc(LWS_PRE + len);
-    if (!out)
-        return 1;
-    memcpy(out + LWS_PRE, body, len);
-    /* lws keeps what the socket does not take at once and sends it later. */
-    int written = lws_write(wsi, out + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
-    free(out);
-    return written != (int)len;
-}
-
-static int http_reply(struct lws *wsi, int status)
-{
-    const char *body = status_body(status);
-    return http_send(wsi, status, "text/plain; charset=utf-8", body, strlen(body));
-}
-
-static char *query_token(struct lws *wsi)
-{
-    /* As big as the whole header buffer: a fragment that did not fit would
-     * look absent, and a later token source would win. */
-    static char frag[MAX_HEADER_BYTES + 8];
-    static const char *const names[] = {"tk=", "token="};
-    for (size_t k = 0; k < 2; k++) {
-        for (int i = 0;
-             lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
-            size_t nl = strlen(names[k]);
-            if (!strncmp(frag, names[k], nl) && frag[nl])
-                return strdup(frag + nl);
-        }
-    }
-    return NULL;
-}
-
-static char *header_copy(struct lws *wsi, enum lws_token_indexes h)
-{
-    int len = lws_hdr_total_length(wsi, h);
-    if (len <= 0)
-        return NULL;
-    char *v = malloc((size_t)len + 1);
-    if (v && lws_hdr_copy(wsi, v, len + 1, h) < 0) {
-        free(v);
-        return NULL;
-    }
-    return v;
-}
-
-/* Contract §3: query tk (or token), then Authorization: Bearer, then the
- * AuthToken cookie; the first found wins. */
-static char *find_token(struct lws *wsi)
-{
-    char *token = query_token(wsi), *h;
-    if (!token && (h = header_copy(wsi, WSI_TOKEN_HTTP_AUTHORIZATION))) {
-        token = auth_token_from_bearer(h);
-        free(h);
-    }
-    if (!token && (h = header_copy(wsi, WSI_TOKEN_HTTP_COOKIE))) {
-        token = auth_token_from_cookie(h);
-        free(h);
-    }
-    return token;
-}
-
-/* Decides who may use the route: 0 with *id filled, or the HTTP status. */
-static int admit(struct node *n, struct lws *wsi, const char *path, char *room, struct identity *id)
-{
-    if (!protocol_route(n->cfg.path_prefix, path, room))
-        return 404;
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0 &&
-        lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) <= 0)
-        return 405;
-    char *token = find_token(wsi);
-    const char *why = "no token";
-    int rc = token ? auth_verify(n->auth, token, time(NULL), id, &why) : -1;
-    free(token);
-    if (rc < 0) {
-        log_debug("upgrade_refused", "refused %s: %s", path, why);
-        return 401;
-    }
-    struct membership *m = n->membership;
-    struct membership_req *req;
-    if (m->answers_at_once && m->ops->ask(m, id, room, NULL, NULL, &req) != MEMBERSHIP_YES) {
-        identity_clear(id);
-        return 403;
-    }
-    return 0;
-}
-
-static char *request_path(struct lws *wsi)
-{
-    static const enum lws_token_indexes methods[] = {
-        WSI_TOKEN_GET_URI, WSI_TOKEN_HEAD_URI,  WSI_TOKEN_POST_URI,  WSI_TOKEN_OPTIONS_URI,
-        WSI_TOKEN_PUT_URI, WSI_TOKEN_PATCH_URI, WSI_TOKEN_DELETE_URI};
-    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-        char *path = header_copy(wsi, methods[i]);
-        if (path)
-            return path;
-    }
-    return NULL;
-}
+#include "xalloc.h"
 
 /* A plain GET waiting for a Redis membership answer (the per-session data of
  * an HTTP request). */
@@ -176,45 +41,17 @@ static void on_http_membership(void *arg, enum membership_answer a)
     lws_callback_on_writable(w->wsi);
 }
 
-static int finish_http(struct lws *wsi, int status)
-{
-    if (http_reply(wsi, status))
-        return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
-}
-
-static bool is_get_or_head(struct lws *wsi)
-{
-    return lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0 ||
-           lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
-}
-
-/* /healthz, /readyz and /metrics: the whole answer at once. */
-static int serve_admin(struct node *n, struct lws *wsi, const char *path)
-{
-    if (!is_get_or_head(wsi))
-        return finish_http(wsi, 405);
-    struct prom body;
-    const char *type;
-    int status = admin_answer(n, path, &body, &type);
-    int rc = http_send(wsi, status, type, body.buf, body.len);
-    prom_free(&body);
-    if (rc)
-        return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
-}
-
 static int on_http(struct node *n, struct lws *wsi, struct http_wait *w)
 {
     char room[PROTOCOL_GUID_LEN + 1];
     struct identity id = {0};
-    char *path = request_path(wsi);
+    char *path = http_request_path(wsi);
     if (path && !n->cfg.admin_port && admin_is_path(path)) {
-        int rc = serve_admin(n, wsi, path);
+        int rc = http_serve_admin(n, wsi, path);
         free(path);
         return rc;
     }
-    int status = path ? admit(n, wsi, path, room, &id) : 404;
+    int status = path ? http_admit(n, wsi, path, room, &id) : 404;
     free(path);
     if (!status && !n->membership->answers_at_once) {
         /* Membership redis: a plain GET gets the same answer an upgrade would. */
@@ -224,10 +61,10 @@ static int on_http(struct node *n, struct lws *wsi, struct http_wait *w)
             n->membership->ops->ask(n->membership, &id, room, on_http_membership, w, &w->req);
         status = a == MEMBERSHIP_PENDING ? 0 : status_of(a);
         identity_clear(&id);
-        return status ? finish_http(wsi, status) : 0;
+        return status ? http_finish(wsi, status) : 0;
     }
     identity_clear(&id);
-    return finish_http(wsi, status ? status : 400);
+    return http_finish(wsi, status ? status : 400);
 }
 
 static int on_http_writeable(struct lws *wsi, struct http_wait *w)
@@ -236,7 +73,7 @@ static int on_http_writeable(struct lws *wsi, struct http_wait *w)
         return 0;
     int status = w->status;
     w->status = 0;
-    return finish_http(wsi, status);
+    return http_finish(wsi, status);
 }
 
 static void on_http_closed(struct node *n, struct http_wait *w)
@@ -245,41 +82,6 @@ static void on_http_closed(struct node *n, struct http_wait *w)
         n->membership->ops->cancel(w->req);
         w->req = NULL;
     }
-}
-
-/* lws upgrades some malformed handshakes and drops others silently; a member
- * who sends one gets the 400 of contract §3 instead. */
-static bool has_token(const char *list, const char *token)
-{
-    size_t n = strlen(token);
-    for (const char *p = list; *p;) {
-        p += strspn(p, " \t,");
-        size_t len = strcspn(p, " \t,");
-        if (len == n && !strncasecmp(p, token, n))
-            return true;
-        p += len;
-    }
-    return false;
-}
-
-static bool valid_handshake(struct lws *wsi)
-{
-    char key[64], version[8], list[256];
-    /* lws drops these without an answer: no Connection: upgrade, or a
-     * subprotocol list without ours. */
-    if (lws_hdr_copy(wsi, list, sizeof(list), WSI_TOKEN_CONNECTION) <= 0 ||
-        !has_token(list, "upgrade"))
-        return false;
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0 &&
-        (lws_hdr_copy(wsi, list, sizeof(list), WSI_TOKEN_PROTOCOL) <= 0 ||
-         !has_token(list, "signal")))
-        return false;
-    if (lws_hdr_copy(wsi, key, sizeof(key), WSI_TOKEN_KEY) != 24 || strcmp(key + 22, "==") ||
-        strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") != 22)
-        return false;
-    if (lws_hdr_copy(wsi, version, sizeof(version), WSI_TOKEN_VERSION) < 0)
-        return false;
-    return !strcmp(version, "13") || !strcmp(version, "8");
 }
 
 static enum refusal refusal_of(int status)
@@ -305,11 +107,11 @@ static int on_confirm_upgrade(struct node *n, struct lws *wsi, const char *upgra
         return 0;
     char room[PROTOCOL_GUID_LEN + 1];
     struct identity id = {0};
-    char *path = request_path(wsi);
-    int status = path ? admit(n, wsi, path, room, &id) : 404;
+    char *path = http_request_path(wsi);
+    int status = path ? http_admit(n, wsi, path, room, &id) : 404;
     free(path);
     enum refusal why = refusal_of(status);
-    if (!status && !valid_handshake(wsi))
+    if (!status && !http_valid_handshake(wsi))
         status = 400, why = REFUSED_BAD_REQUEST;
     else if (!status && n->draining)
         status = 503, why = REFUSED_DRAINING;
@@ -321,10 +123,6 @@ static int on_confirm_upgrade(struct node *n, struct lws *wsi, const char *upgra
         return http_reply(wsi, status) ? -1 : 1;
     }
     struct conn *c = conn_new(n, &id, room);
-    if (!c) {
-        identity_clear(&id);
-        return -1;
-    }
     /* The per-session user space is reallocated by the upgrade; the opaque
      * pointer survives it. */
     lws_set_opaque_user_data(wsi, c);
@@ -339,6 +137,23 @@ static void on_closed(struct node *n, struct lws *wsi, struct conn *c)
     conn_free(c);
     if (n->draining && !n->n_conns)
         node_drained(n);
+}
+
+static int on_established(struct conn *c, struct lws *wsi)
+{
+    int rc = conn_on_established(c, wsi);
+    return rc == 0 ? relay_admit(c) : rc < 0 ? -1 : 0;
+}
+
+static int on_receive(struct conn *c, const void *in, size_t len)
+{
+    const char *msg;
+    size_t msg_len;
+    bool binary;
+    int rc = conn_on_receive(c, in, len, &msg, &msg_len, &binary);
+    if (rc > 0)
+        relay_message(c, msg, msg_len, binary);
+    return rc < 0 ? -1 : 0;
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -359,9 +174,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return on_confirm_upgrade(n, wsi, in);
     case LWS_CALLBACK_ESTABLISHED:
-        return c ? conn_on_established(c, wsi) : -1;
+        return c ? on_established(c, wsi) : -1;
     case LWS_CALLBACK_RECEIVE:
-        return c ? conn_on_receive(c, in, len) : -1;
+        return c ? on_receive(c, in, len) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return c ? conn_on_writeable(c) : 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
@@ -389,8 +204,9 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     struct node *n = ctx ? lws_context_user(ctx) : NULL;
     switch (reason) {
     case LWS_CALLBACK_HTTP: {
-        char *path = request_path(wsi);
-        int rc = path && admin_is_path(path) ? serve_admin(n, wsi, path) : finish_http(wsi, 404);
+        char *path = http_request_path(wsi);
+        int rc =
+            path && admin_is_path(path) ? http_serve_admin(n, wsi, path) : http_finish(wsi, 404);
         free(path);
         return rc;
     }
@@ -446,7 +262,7 @@ static int check_listen(const char *setting, char **host, int port, char *err, s
     else if (*host && getnameinfo(ai->ai_addr, ai->ai_addrlen, numeric, sizeof(numeric), NULL, 0,
                                   NI_NUMERICHOST) == 0) {
         free(*host);
-        *host = strdup(numeric);
+        *host = xstrdup(numeric);
     }
     if (fd >= 0)
         close(fd);

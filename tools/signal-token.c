@@ -13,6 +13,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "mint.h"
+#include "xalloc.h"
+
 #define EXIT_USAGE 2
 /* Far more than any PEM private key; stops a wrong path from being slurped. */
 #define MAX_KEY_BYTES (1 << 20)
@@ -53,6 +56,7 @@ struct options {
     json_t *extra;  /* --claim values, applied over the rest */
 };
 
+/* Prints one usage line on stderr and exits with EXIT_USAGE. */
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 static void die(const char *fmt, ...)
@@ -66,6 +70,7 @@ static void die(const char *fmt, ...)
     exit(EXIT_USAGE);
 }
 
+/* The integer s, the value of option opt; dies when it is not one. */
 static long long parse_int(const char *opt, const char *s)
 {
     char *end;
@@ -76,12 +81,14 @@ static long long parse_int(const char *opt, const char *s)
     return v;
 }
 
+/* Sets claim name to value (stolen); a NULL value is jansson out of memory. */
 static void set_claim(json_t *claims, const char *name, json_t *value)
 {
     if (!value || json_object_set_new(claims, name, value))
         die("out of memory");
 }
 
+/* The JSON value text, the value of option opt; dies when it is not JSON. */
 static json_t *parse_json(const char *opt, const char *text)
 {
     json_error_t error;
@@ -91,6 +98,7 @@ static json_t *parse_json(const char *opt, const char *text)
     return v;
 }
 
+/* "id,id,..." as a JSON array of strings; dies on an empty id. */
 static json_t *parse_rooms(const char *list)
 {
     json_t *rooms = json_array();
@@ -107,14 +115,13 @@ static json_t *parse_rooms(const char *list)
     return rooms;
 }
 
+/* Adds --claim NAME=JSON to extra; dies when arg is not of that form. */
 static void add_extra(json_t *extra, const char *arg)
 {
     const char *eq = strchr(arg, '=');
     if (!eq || eq == arg)
         die("--claim: expected NAME=JSON_VALUE, got \"%s\"", arg);
-    char *name = strndup(arg, (size_t)(eq - arg));
-    if (!name)
-        die("out of memory");
+    char *name = xstrndup(arg, (size_t)(eq - arg));
     set_claim(extra, name, parse_json("--claim", eq + 1));
     free(name);
 }
@@ -160,6 +167,7 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* Records one option and its argument in o; --help prints and exits. */
 static void apply_option(struct options *o, int opt, const char *arg)
 {
     switch (opt) {
@@ -224,6 +232,7 @@ static void apply_option(struct options *o, int opt, const char *arg)
     }
 }
 
+/* Reads argv into o; dies on bad usage. */
 static void parse_args(struct options *o, int argc, char **argv)
 {
     int opt;
@@ -241,25 +250,25 @@ static void parse_args(struct options *o, int argc, char **argv)
         die("--exp and --no-exp exclude each other");
 }
 
-static unsigned char *read_file(const char *path, int *len)
+/* The contents of the key file at path (malloc'd), its size in *len; dies
+ * when it cannot be read or is empty or too big to be a key. */
+static unsigned char *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         die("--key: cannot open %s: %s", path, strerror(errno));
-    unsigned char *buf = malloc(MAX_KEY_BYTES);
-    if (!buf)
-        die("out of memory");
+    unsigned char *buf = xmalloc(MAX_KEY_BYTES);
     size_t n = fread(buf, 1, MAX_KEY_BYTES, f);
     bool failed = ferror(f) || n == 0 || n == MAX_KEY_BYTES;
     fclose(f);
     if (failed)
         die("--key: cannot read a key from %s", path);
-    *len = (int)n;
+    *len = n;
     return buf;
 }
 
 /* Returns the signing key: the secret for HS*, the PEM private key otherwise. */
-static unsigned char *signing_key(const struct options *o, jwt_alg_t alg, int *len)
+static unsigned char *signing_key(const struct options *o, jwt_alg_t alg, size_t *len)
 {
     bool hmac = alg == JWT_ALG_HS256 || alg == JWT_ALG_HS384 || alg == JWT_ALG_HS512;
     if (!hmac) {
@@ -276,25 +285,17 @@ static unsigned char *signing_key(const struct options *o, jwt_alg_t alg, int *l
         die("%s needs --secret or SIGNAL_JWT_SECRET", o->alg);
     if (strlen(secret) > INT_MAX)
         die("--secret: too long");
-    *len = (int)strlen(secret);
-    unsigned char *key = (unsigned char *)strdup(secret);
-    if (!key)
-        die("out of memory");
-    return key;
+    *len = strlen(secret);
+    return (unsigned char *)xstrdup(secret);
 }
 
+/* The token for o's claims, signed with o's key (common/mint.c), or NULL
+ * when libjwt cannot sign with it. */
 static char *mint(const struct options *o, jwt_alg_t alg)
 {
-    int key_len;
+    size_t key_len;
     unsigned char *key = signing_key(o, alg, &key_len);
-    char *grants = json_dumps(o->claims, JSON_COMPACT);
-    jwt_t *jwt = NULL;
-    char *token = NULL;
-    if (grants && jwt_new(&jwt) == 0 && jwt_add_grants_json(jwt, grants) == 0 &&
-        jwt_set_alg(jwt, alg, key, key_len) == 0)
-        token = jwt_encode_str(jwt);
-    jwt_free(jwt);
-    free(grants);
+    char *token = mint_token(o->claims, o->alg, key, key_len);
     free(key);
     return token;
 }

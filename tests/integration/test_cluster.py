@@ -7,6 +7,7 @@ and a db. Redis failures are in test_cluster_failures.py; the single-node
 suites run again across nodes in the other test_cluster_*.py modules."""
 
 import random
+import re
 import signal
 import time
 
@@ -611,3 +612,41 @@ def test_membership_redis_url_apart_from_the_bus(own_redis, nodes, redis):
     s = join(solo, room, a_sub, rooms=None)
     assert s.welcome["data"]["participants"] == []  # no bus: a room of its own
     assert solo.connect(room, token(stranger, [room])).recv_close(T).code == 4403
+
+
+def commandstat(r, command):
+    """How many times Redis ran command (INFO commandstats)."""
+    info = r.command("INFO", "commandstats")
+    m = re.search(rf"^cmdstat_{command}:calls=(\d+)", info, re.M)
+    return int(m.group(1)) if m else 0
+
+
+@c_only
+def test_scripts_run_by_digest_and_survive_a_script_flush(own_redis, nodes):
+    """The bus loads its Lua scripts once and runs them with EVALSHA; after SCRIPT
+    FLUSH (Redis answers NOSCRIPT) each call is sent again whole with EVAL, and
+    joins, leaves, loads and sweeps go on as before."""
+    r = own_redis
+    n1, n2 = start_cluster(nodes, r.url, 2, name="sha")
+    room = new_room()
+    a = join(n1, room)
+    b = join(n2, room)
+    a.expect_joined(b)
+    assert commandstat(r, "evalsha") > 0
+    evals = commandstat(r, "eval")
+    assert r.command("SCRIPT", "FLUSH") == "OK"
+    c = join(n2, room)  # its join script meets NOSCRIPT, then runs as EVAL
+    a.expect_joined(c)
+    b.expect_joined(c)
+    assert commandstat(r, "eval") > evals
+    c.close()
+    a.expect_left(c)
+    b.expect_left(c)
+    # a room opened after the flush loads its presence (the scripts are back)
+    other = new_room()
+    d = join(n1, other)
+    e = join(n2, other)
+    d.expect_joined(e)
+    assert parts(e) == [d.sub]
+    a.send("offer", {"after": "flush"})
+    assert b.expect_signal("offer", a)["data"] == {"after": "flush"}

@@ -1,0 +1,160 @@
+/* The Redis bus's private header, shared by its parts:
+ *   bus_redis.c     the bus operations, the two connections, start and stop;
+ *   bus_channel.c   room channels: the subscription state machine, what
+ *                   arrives on a channel, the backlog and the presence load;
+ *   bus_presence.c  this node's presence (join, leave, leaves to write
+ *                   again, restore) and the other nodes' (reconcile);
+ *   bus_beat.c      the heartbeat, the sweep of dead nodes and the goodbye;
+ *   bus_script.c    the Lua scripts (node/lua/), loaded once, run with
+ *                   EVALSHA.
+ * The bus sees no connection, room or node: it keeps its own record of this
+ * node's presence entries and of the other nodes' keys in each room, and
+ * tells the relay what changes through the bus_handler. The design is in
+ * docs/cluster.md. */
+#ifndef SIGNAL_BUS_REDIS_H
+#define SIGNAL_BUS_REDIS_H
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uthash.h>
+
+#include "bus.h"
+#include "bus_wire.h"
+#include "protocol.h"
+#include "redis.h"
+#include "stats.h"
+
+enum channel_state { CHANNEL_IDLE, CHANNEL_SUBSCRIBING, CHANNEL_SUBSCRIBED, CHANNEL_UNSUBSCRIBING };
+
+/* A message that arrived while its room's presence was loading. */
+struct held_msg {
+    struct held_msg *next;
+    size_t len;
+    char text[];
+};
+
+/* One of this node's connections in a room, as written to Redis. */
+struct own_entry {
+    char *key;
+    json_t *account;
+    char joined_at[PROTOCOL_TIMESTAMP_LEN];
+    UT_hash_handle hh;
+};
+
+/* Another node's connection in a room, as told to the relay. */
+struct remote_entry {
+    char *key;
+    char *account_id;
+    UT_hash_handle hh;
+};
+
+/* One room's channel and presence. It outlives the room while a
+ * (un)subscription is in flight, so that there is never more than one per
+ * channel. */
+struct channel {
+    char room[PROTOCOL_GUID_LEN + 1];
+    char *name; /* "<prefix>room:<room id>" */
+    enum channel_state state;
+    bool want;              /* the room has local members */
+    bool synced;            /* the presence matches Redis as of ver, then follows events */
+    bool loading;           /* a load is on its way */
+    bool opening;           /* handler.ready is owed */
+    uint64_t gen;           /* bumped whenever a load in flight becomes stale */
+    long long presence_ver; /* the cluster-wide presence version loaded */
+    bool unsure;            /* kept entries Redis did not confirm: load again */
+    struct held_msg *backlog, **backlog_tail;
+    size_t backlog_bytes;
+    struct event *open_timer;
+    struct own_entry *mine;      /* while want */
+    struct remote_entry *others; /* while want */
+    struct bus_redis *b;
+    UT_hash_handle hh;
+};
+
+/* A leave that Redis has not confirmed yet. */
+struct retract {
+    struct bus_redis *b;
+    char *room, *key, *account_id;
+    struct retract *next;
+};
+
+enum script { SCRIPT_JOIN, SCRIPT_LEAVE, SCRIPT_LOAD, SCRIPT_SWEEP, SCRIPT_GOODBYE, N_SCRIPTS };
+
+struct bus_redis {
+    struct bus base;
+    struct event_base *evb;
+    const struct config *cfg;
+    char *instance, *boot;
+    char *k_nodes, *k_seq, *k_heartbeat, *k_rooms, *k_suspects;
+    struct stats *stats;
+    struct redis *publisher, *subscriber;
+    struct channel *channels;  /* by room id */
+    struct retract *pending;   /* leaves to write again */
+    struct retract *restoring; /* leaves in the restore under way */
+    bool restore_busy, restore_needed, script_failing;
+    struct event *beat;
+    int64_t publisher_up_since; /* monotonic ms; 0 while down */
+    uint64_t next_gen;          /* one sequence for every channel, so a load outlives none */
+    int64_t sweep_sent;         /* monotonic ms; 0 when no sweep's answer is due */
+    long period_ms;             /* of the heartbeat and the sweep: a quarter of the TTL */
+    long stuck_ms;              /* no answer to a sweep for this long: reconnect */
+    bool stopping;
+};
+
+/* ---- bus_channel.c ---- */
+struct channel *channel_find(struct bus_redis *b, const char *room);
+/* The channel of a room that gets its first local member (made if needed). */
+struct channel *channel_open(struct bus_redis *b, const char *room);
+/* The room's last local member has gone. */
+void channel_close(struct channel *s);
+void channel_free(struct channel *s);
+/* Forgets what was loaded: the next load starts afresh. */
+void channel_reset(struct channel *s);
+/* handler.ready, if it is owed. */
+void channel_open_now(struct channel *s);
+void channel_start_load(struct channel *s);
+/* The subscribing connection's state changed. */
+void channel_on_state(void *arg, bool up);
+
+/* ---- bus_presence.c ---- */
+/* Records and writes a local connection's join; handler.joined follows. */
+void presence_join(struct bus_redis *b, struct channel *s, const char *key, json_t *account,
+                   const char *joined_at);
+void presence_leave(struct bus_redis *b, const char *room, const char *key, const char *account_id);
+/* Applies a J or L message of another node. */
+void presence_event(struct bus_redis *b, struct channel *s, const struct wire_msg *m);
+/* Makes the room's presence what a load found; returns true when it kept
+ * entries Redis did not confirm. */
+bool presence_reconcile(struct bus_redis *b, struct channel *s, const redisReply *entries,
+                        const redisReply *registered);
+/* Whether the room knows connections of instances not in registered. */
+bool presence_knows_unregistered(const struct bus_redis *b, const struct channel *s,
+                                 const redisReply *registered);
+/* Forgets the room's records (it has no local member left). */
+void presence_clear(struct channel *s);
+/* Writes the heartbeat, every local connection and every pending leave in
+ * one transaction. */
+void presence_restore(struct bus_redis *b);
+/* A script Redis refused: said once until one works again; presence is
+ * written again at the next heartbeat when rewrite is set. */
+void presence_script_failed(struct bus_redis *b, const char *what, const char *why, bool rewrite);
+void retract_free(struct retract *t);
+
+/* ---- bus_beat.c ---- */
+void beat_start(struct bus_redis *b);
+void beat_send(struct bus_redis *b);
+void beat_goodbye(struct bus_redis *b);
+
+/* ---- bus_script.c ---- */
+/* Runs script with numkeys keys then args (NULL-ended), through EVALSHA; on
+ * NOSCRIPT it is sent again with EVAL. fn then gets the reply as usual.
+ * Returns -1 when the connection is not ready: fn will not run. */
+int script_run(struct bus_redis *b, enum script which, redisCallbackFn *fn, void *privdata,
+               int numkeys, const char *const *argv);
+/* Loads every script on the publishing connection (after it connects). */
+void script_load_all(struct bus_redis *b);
+
+#endif

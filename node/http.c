@@ -1,0 +1,214 @@
+/* HTTP on the node's listeners: complete answers, where the token is found
+ * (query, Authorization, cookie), who may use the route, whether a
+ * WebSocket handshake is one lws would handle, and the admin endpoints'
+ * answers; see http.h. */
+#include "http.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "admin.h"
+#include "buf.h"
+#include "log.h"
+#include "membership.h"
+#include "protocol.h"
+#include "xalloc.h"
+
+static const char *status_body(int status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request: WebSocket connection expected";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden: Not a member of this chat room";
+    case 503:
+        return "Service Unavailable: Try again later";
+    default:
+        return "";
+    }
+}
+
+/* Writes a complete answer with extra headers for 401 and 405. Returns
+ * nonzero if it could not. */
+int http_send(struct lws *wsi, int status, const char *type, const char *body, size_t len)
+{
+    /* Headers only: lws copies the body out of our buffer below. */
+    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
+                                       *end = buf + sizeof(buf) - 1;
+    if (lws_add_http_common_headers(wsi, (unsigned)status, type, len, &p, end))
+        return 1;
+    if (status == 401 &&
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
+                                    (const unsigned char *)"Bearer", 6, &p, end))
+        return 1;
+    if (status == 405 && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
+                                                     (const unsigned char *)"GET", 3, &p, end))
+        return 1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        return 1;
+    /* HEAD gets the same answer as GET, without the body. */
+    if (!len || lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0)
+        return 0;
+    unsigned char *out = xmalloc(LWS_PRE + len);
+    memcpy(out + LWS_PRE, body, len);
+    /* lws keeps what the socket does not take at once and sends it later. */
+    int written = lws_write(wsi, out + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
+    free(out);
+    return written != (int)len;
+}
+
+int http_reply(struct lws *wsi, int status)
+{
+    const char *body = status_body(status);
+    return http_send(wsi, status, "text/plain; charset=utf-8", body, strlen(body));
+}
+
+static char *query_token(struct lws *wsi)
+{
+    /* As big as the whole header buffer: a fragment that did not fit would
+     * look absent, and a later token source would win. */
+    static char frag[MAX_HEADER_BYTES + 8];
+    static const char *const names[] = {"tk=", "token="};
+    for (size_t k = 0; k < 2; k++) {
+        for (int i = 0;
+             lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
+            size_t nl = strlen(names[k]);
+            if (!strncmp(frag, names[k], nl) && frag[nl])
+                return xstrdup(frag + nl);
+        }
+    }
+    return NULL;
+}
+
+static char *header_copy(struct lws *wsi, enum lws_token_indexes h)
+{
+    int len = lws_hdr_total_length(wsi, h);
+    if (len <= 0)
+        return NULL;
+    char *v = xmalloc((size_t)len + 1);
+    if (lws_hdr_copy(wsi, v, len + 1, h) < 0) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* Contract §3: query tk (or token), then Authorization: Bearer, then the
+ * AuthToken cookie; the first found wins. */
+static char *find_token(struct lws *wsi)
+{
+    char *token = query_token(wsi), *h;
+    if (!token && (h = header_copy(wsi, WSI_TOKEN_HTTP_AUTHORIZATION))) {
+        token = auth_token_from_bearer(h);
+        free(h);
+    }
+    if (!token && (h = header_copy(wsi, WSI_TOKEN_HTTP_COOKIE))) {
+        token = auth_token_from_cookie(h);
+        free(h);
+    }
+    return token;
+}
+
+/* Decides who may use the route: 0 with *id filled, or the HTTP status. */
+int http_admit(struct node *n, struct lws *wsi, const char *path, char *room, struct identity *id)
+{
+    if (!protocol_route(n->cfg.path_prefix, path, room))
+        return 404;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0 &&
+        lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) <= 0)
+        return 405;
+    char *token = find_token(wsi);
+    const char *why = "no token";
+    int rc = token ? auth_verify(n->auth, token, time(NULL), id, &why) : -1;
+    free(token);
+    if (rc < 0) {
+        log_debug("upgrade_refused", "refused %s: %s", path, why);
+        return 401;
+    }
+    struct membership *m = n->membership;
+    struct membership_req *req;
+    if (m->answers_at_once && m->ops->ask(m, id, room, NULL, NULL, &req) != MEMBERSHIP_YES) {
+        identity_clear(id);
+        return 403;
+    }
+    return 0;
+}
+
+char *http_request_path(struct lws *wsi)
+{
+    static const enum lws_token_indexes methods[] = {
+        WSI_TOKEN_GET_URI, WSI_TOKEN_HEAD_URI,  WSI_TOKEN_POST_URI,  WSI_TOKEN_OPTIONS_URI,
+        WSI_TOKEN_PUT_URI, WSI_TOKEN_PATCH_URI, WSI_TOKEN_DELETE_URI};
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        char *path = header_copy(wsi, methods[i]);
+        if (path)
+            return path;
+    }
+    return NULL;
+}
+
+int http_finish(struct lws *wsi, int status)
+{
+    if (http_reply(wsi, status))
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+bool http_is_get_or_head(struct lws *wsi)
+{
+    return lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0 ||
+           lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
+}
+
+/* /healthz, /readyz and /metrics: the whole answer at once. */
+int http_serve_admin(struct node *n, struct lws *wsi, const char *path)
+{
+    if (!http_is_get_or_head(wsi))
+        return http_finish(wsi, 405);
+    struct buf body;
+    const char *type;
+    int status = admin_answer(n, path, &body, &type);
+    int rc = http_send(wsi, status, type, body.data, body.len);
+    buf_free(&body);
+    if (rc)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* lws upgrades some malformed handshakes and drops others silently; a member
+ * who sends one gets the 400 of contract §3 instead. */
+static bool has_token(const char *list, const char *token)
+{
+    size_t n = strlen(token);
+    for (const char *p = list; *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, " \t,");
+        if (len == n && !strncasecmp(p, token, n))
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+bool http_valid_handshake(struct lws *wsi)
+{
+    char key[64], version[8], list[256];
+    /* lws drops these without an answer: no Connection: upgrade, or a
+     * subprotocol list without ours. */
+    if (lws_hdr_copy(wsi, list, sizeof(list), WSI_TOKEN_CONNECTION) <= 0 ||
+        !has_token(list, "upgrade"))
+        return false;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0 &&
+        (lws_hdr_copy(wsi, list, sizeof(list), WSI_TOKEN_PROTOCOL) <= 0 ||
+         !has_token(list, "signal")))
+        return false;
+    if (lws_hdr_copy(wsi, key, sizeof(key), WSI_TOKEN_KEY) != 24 || strcmp(key + 22, "==") ||
+        strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") != 22)
+        return false;
+    if (lws_hdr_copy(wsi, version, sizeof(version), WSI_TOKEN_VERSION) < 0)
+        return false;
+    return !strcmp(version, "13") || !strcmp(version, "8");
+}

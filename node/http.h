@@ -1,0 +1,34 @@
+/* HTTP on the node's listeners, for server.c: answers, admission to the
+ * route, handshake checks and the admin endpoints. */
+#ifndef SIGNAL_HTTP_H
+#define SIGNAL_HTTP_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+
+#include "auth.h"
+#include "node.h"
+
+#define MAX_HEADER_BYTES (20 * 1024) /* JWT cookies are big: 16 KiB of headers must fit */
+
+/* Writes a complete answer, with WWW-Authenticate for 401 and Allow for 405.
+ * Returns nonzero if it could not. */
+int http_send(struct lws *wsi, int status, const char *type, const char *body, size_t len);
+/* The route's text/plain answer for status (contract §3). */
+int http_reply(struct lws *wsi, int status);
+/* http_reply, then ends the transaction: -1 when the connection must close. */
+int http_finish(struct lws *wsi, int status);
+/* The request's path (without the query), whatever the method; NULL when
+ * there is none. Allocated. */
+char *http_request_path(struct lws *wsi);
+bool http_is_get_or_head(struct lws *wsi);
+/* Decides who may use the route: 0 with *id filled and room written
+ * (PROTOCOL_GUID_LEN + 1 bytes), or the HTTP status to answer. */
+int http_admit(struct node *n, struct lws *wsi, const char *path, char *room, struct identity *id);
+/* Whether a WebSocket handshake is one lws would upgrade (it drops others
+ * silently; a member who sends one gets a 400 instead). */
+bool http_valid_handshake(struct lws *wsi);
+/* Answers GET /healthz, /readyz or /metrics whole; returns as http_finish. */
+int http_serve_admin(struct node *n, struct lws *wsi, const char *path);
+
+#endif

@@ -1,0 +1,67 @@
+/* The node's counters: kept where their events happen (conn, relay, server,
+ * the bus), read by /metrics (admin.c). The label sets are fixed here, so
+ * that the number of series never depends on what clients do. */
+#ifndef SIGNAL_STATS_H
+#define SIGNAL_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "prom.h"
+
+/* Why an upgrade was refused: the reason label of the refusal metric. */
+enum refusal {
+    REFUSED_BAD_REQUEST,  /* 400 */
+    REFUSED_UNAUTHORIZED, /* 401 */
+    REFUSED_FORBIDDEN,    /* 403 */
+    REFUSED_NOT_FOUND,    /* 404 */
+    REFUSED_METHOD,       /* 405 */
+    REFUSED_FULL,         /* 503: SIGNAL_MAX_CONNECTIONS reached */
+    REFUSED_DRAINING,     /* 503: stopping */
+    N_REFUSALS
+};
+
+/* Why a signal did not reach every member it was for. */
+enum drop_reason {
+    DROP_REDIS_DOWN,    /* not published: no connection to Redis */
+    DROP_REDIS_BACKLOG, /* not published: too much unsent to Redis */
+    DROP_LOAD_BACKLOG,  /* received while a room loaded, beyond its backlog */
+    DROP_SLOW_READER,   /* queued for a reader closed as too slow */
+    N_DROP_REASONS
+};
+
+/* Error packets sent, by code (contract §6). */
+enum error_kind {
+    ERR_INVALID_JSON,
+    ERR_INVALID_MESSAGE,
+    ERR_RATE_LIMITED,
+    ERR_UNKNOWN_TARGET,
+    N_ERRORS
+};
+
+/* Close codes counted by their own label; any other is "other". */
+#define STATS_CLOSE_CODES                                                                          \
+    1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 1013, 4001, 4008, 4403
+#define N_CLOSE_CODES 15 /* the 14 above, then "other" */
+
+/* Counters kept where the events happen, read by /metrics. */
+struct stats {
+    uint64_t connections_accepted; /* WebSocket established */
+    uint64_t closed[N_CLOSE_CODES];
+    uint64_t refused[N_REFUSALS];
+    uint64_t messages_in;
+    uint64_t bytes_in;
+    uint64_t frames_out; /* written to a socket */
+    uint64_t bytes_out;
+    uint64_t errors_sent[N_ERRORS];
+    uint64_t dropped[N_DROP_REASONS];
+    uint64_t queued_bytes;    /* now, in every send queue */
+    uint64_t bus_published;   /* signals sent to Redis */
+    uint64_t bus_received;    /* signals from other nodes */
+    struct histogram bus_lag; /* sender's stamp to delivery here, seconds */
+};
+
+/* Index of code in STATS_CLOSE_CODES, or N_CLOSE_CODES - 1 for "other". */
+size_t stats_close_index(int code);
+
+#endif
