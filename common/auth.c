@@ -1,6 +1,7 @@
-/* Owns JWT verification (contract §2): the pinned algorithm and its key, the
- * claim checks libjwt 1.10 does not do, the identity built from the claims,
- * and finding the token in an Authorization or Cookie header (contract §3). */
+/* Owns JWT verification (docs/configuration.md, "JWT"): the pinned algorithm
+ * and its key, the claim checks libjwt 1.10 does not do, the identity built
+ * from the claims, and finding the token in an Authorization or Cookie header
+ * (docs/protocol.md, "The token"). */
 #include "auth.h"
 
 #include <errno.h>
@@ -394,7 +395,8 @@ static json_t *string_or_null(const json_t *v)
     return json_is_string(v) ? json_string(json_string_value(v)) : json_null();
 }
 
-/* The account object of contract §2, keys in the documented order. */
+/* The account object (docs/protocol.md, "The account object"), keys in the
+ * documented order. */
 static json_t *make_account(const json_t *claims)
 {
     json_t *profile = json_object_get(claims, "profile");
@@ -542,7 +544,7 @@ static char *cookie_value(const char *value, size_t len)
     }
     size_t decoded = percent_decode(v, v, strlen(v));
     /* A %00 would cut the token short: refuse it rather than verify a part. */
-    if (!decoded || memchr(v, '\0', decoded)) {
+    if (!decoded || strlen(v) != decoded) {
         free(v);
         return NULL;
     }

@@ -1,5 +1,7 @@
-/* JWT verification and the identity it yields (contract §2), plus finding the
- * token in a request (contract §3). Pure code: no sockets, no event loop.
+/* JWT verification and the identity it yields (docs/configuration.md, "JWT";
+ * docs/protocol.md, "The account object"), plus finding the token in a
+ * request (docs/protocol.md, "The token"). Pure code: no sockets, no event
+ * loop.
  *
  * libjwt 1.10 verifies with whatever algorithm the token names and checks no
  * claims, so this module pins the configured algorithm and checks exp, nbf,
@@ -17,7 +19,7 @@ struct auth; /* opaque: pinned algorithm, key, issuer, audience, leeway */
 /* The verified holder of a token. */
 struct identity {
     char *account_id; /* "sub" */
-    json_t *account;  /* {"id","name","nick","profile","updatedAt"}, contract §2 */
+    json_t *account;  /* {"id",..,"updatedAt"}: docs/protocol.md, "The account object" */
     json_t *rooms;    /* the "rooms" claim (array), or NULL when absent/not an array */
     long long exp;    /* "exp", seconds since the epoch */
 };
@@ -43,7 +45,8 @@ void identity_clear(struct identity *id);
 /* True when the identity's "rooms" claim lists room (compared case-insensitively). */
 bool identity_has_room(const struct identity *id, const char *room);
 
-/* Token sources (contract §3). Each returns a malloc'd token or NULL.
+/* Token sources (docs/protocol.md, "The token"). Each returns a malloc'd
+ * token or NULL.
  * auth_token_from_bearer: "Bearer <jwt>" (scheme case-insensitive, surrounding
  * spaces allowed). auth_token_from_cookie: the AuthToken cookie of a Cookie
  * header (quotes stripped, %-decoded). */

@@ -298,7 +298,7 @@ static const struct setting settings[] = {
      "with redis membership: the Redis to ask, when not SIGNAL_REDIS_URL", parse_membership_redis,
      0, 0, 0},
     LONG_SETTING("SIGNAL_MAX_MESSAGE_BYTES", "max-message-bytes", "65536", "largest client message",
-                 max_message_bytes, 16, 16 * 1024 * 1024),
+                 max_message_bytes, 16, 16L * 1024 * 1024),
     LONG_SETTING("SIGNAL_RATE_PER_S", "rate-per-s", "50", "client messages per second", rate_per_s,
                  1, 10000000),
     LONG_SETTING("SIGNAL_RATE_BURST", "rate-burst", "200", "client message burst", rate_burst, 1,
@@ -484,7 +484,7 @@ int redis_url_parse(const char *url, struct redis_url *out)
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         if (!colon)
-            return -1; /* the contract's form is [user]:password@ */
+            return -1; /* docs/configuration.md, "The Redis URL": [user]:password@ */
         if (colon > p)
             out->user = decode_part(p, (size_t)(colon - p));
         out->password = decode_part(colon + 1, (size_t)(at - colon - 1));

@@ -1,5 +1,5 @@
-/* The node's settings (contract §1): defaults, environment variables and
- * --flags (flags win), validation with one clear line per bad value. */
+/* The node's settings (docs/configuration.md): defaults, environment variables
+ * and --flags (flags win), validation with one clear line per bad value. */
 #ifndef SIGNAL_CONFIG_H
 #define SIGNAL_CONFIG_H
 

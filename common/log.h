@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 /* The longest line: every field whole however it is escaped. */
-#define LOG_LINE_MAX (64 * 1024)
+#define LOG_LINE_MAX ((size_t)64 * 1024)
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 enum log_format { LOG_JSON, LOG_TEXT };

@@ -52,7 +52,8 @@ static bool is_reserved(const char *type)
     return !strcmp(type, "user-joined") || !strcmp(type, "user-left");
 }
 
-/* The flat form of the guide: every field but type and to is the data. */
+/* The flat form (docs/protocol.md, "Sending a signal"): every field but type
+ * and to is the data. */
 static json_t *flat_data(json_t *msg)
 {
     json_t *data = json_object();
@@ -60,7 +61,7 @@ static json_t *flat_data(json_t *msg)
     json_t *value;
     json_object_foreach(msg, key, value)
     {
-        if (strcmp(key, "type") && strcmp(key, "to"))
+        if (strcmp(key, "type") != 0 && strcmp(key, "to") != 0)
             json_object_set(data, key, value);
     }
     return data;

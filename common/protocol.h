@@ -1,5 +1,5 @@
-/* The wire protocol (contract §3-4): the route, parsing and validating what a
- * client sends, and building what the node sends. Pure code, no sockets.
+/* The wire protocol (docs/protocol.md): the route, parsing and validating what
+ * a client sends, and building what the node sends. Pure code, no sockets.
  *
  * Outgoing packets are serialized once into a buffer with caller-chosen
  * headroom (the WebSocket frame header goes there), and the same bytes are

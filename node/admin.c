@@ -218,7 +218,7 @@ static void process(struct buf *p, struct node *n)
                     rl.rlim_cur == RLIM_INFINITY ? -1.0 : (double)rl.rlim_cur);
     prom_single(p, "process_start_time_seconds", "gauge",
                 "Start time of the process since unix epoch in seconds.",
-                (double)(n->start_unix_ms / 1000));
+                (double)n->start_unix_ms / 1000.0);
 }
 
 static void metrics(struct buf *p, struct node *n)

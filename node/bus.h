@@ -108,7 +108,7 @@ static inline void bus_free(struct bus *b)
 
 struct bus *bus_local_new(const struct bus_handler *h);
 
-struct bus *bus_redis_new(struct event_base *base, const struct config *cfg, const char *instance,
+struct bus *bus_redis_new(struct event_base *evb, const struct config *cfg, const char *instance,
                           struct stats *stats, const struct bus_handler *h);
 
 #endif

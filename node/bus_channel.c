@@ -211,12 +211,10 @@ static void on_message(struct bus_redis *b, const redisReply *channel, const red
         w.origin.len == strlen(b->instance) && !memcmp(w.origin.p, b->instance, w.origin.len);
     if (!s || s->state != CHANNEL_SUBSCRIBED || !s->want || mine)
         return;
-    if (s->synced)
-        handle(b, s, msg->str, msg->len);
-    else if (s->loading)
+    if (!s->synced && s->loading)
         hold(b, s, msg->str, msg->len);
-    else if (w.kind == WIRE_SIGNAL)
-        handle(b, s, msg->str, msg->len); /* no load possible now: late is worse */
+    else if (s->synced || w.kind == WIRE_SIGNAL)
+        handle(b, s, msg->str, msg->len); /* unsynced: no load possible now, late is worse */
     /* else a presence event before the load is sent: the load will hold it */
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "bus_redis.h"
 #include "clock.h"
 #include "xalloc.h"
@@ -55,19 +56,16 @@ static int rb_publish(struct bus *bus, const struct bus_msg *m)
     if (!hl) /* cannot happen: ids are bounded well below the head's size */
         return -1;
     char *channel = wire_name(b->cfg->redis_prefix, "room:", m->room);
-    size_t ch_len = strlen(channel), msg_len = hl + m->packet->len;
-    char resp[128];
-    int rl = snprintf(resp, sizeof(resp), "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n", ch_len);
-    size_t total = (size_t)rl + ch_len + 40 + msg_len + 2;
-    char *cmd = xmalloc(total), *p = cmd;
-    memcpy(p, resp, (size_t)rl), p += rl;
-    memcpy(p, channel, ch_len), p += ch_len;
-    p += sprintf(p, "\r\n$%zu\r\n", msg_len);
-    memcpy(p, head, hl), p += hl;
-    memcpy(p, packet_text(m->packet), m->packet->len), p += m->packet->len;
-    memcpy(p, "\r\n", 2), p += 2;
-    int rc = redis_formatted(b->publisher, NULL, NULL, cmd, (size_t)(p - cmd));
-    free(cmd);
+    size_t msg_len = hl + m->packet->len;
+    struct buf cmd;
+    buf_init(&cmd, 64 + strlen(channel) + msg_len);
+    buf_appendf(&cmd, "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n%s\r\n$%zu\r\n", strlen(channel), channel,
+                msg_len);
+    buf_append(&cmd, head, hl);
+    buf_append(&cmd, packet_text(m->packet), m->packet->len);
+    buf_append(&cmd, "\r\n", 2);
+    int rc = redis_formatted(b->publisher, NULL, NULL, cmd.data, cmd.len);
+    buf_free(&cmd);
     free(channel);
     if (rc < 0) {
         b->stats->dropped[DROP_REDIS_DOWN]++;
@@ -150,14 +148,14 @@ static void rb_free(struct bus *bus)
 static const struct bus_ops redis_ops = {rb_publish, rb_room_open, rb_room_close, rb_join,
                                          rb_leave,   rb_not_ready, rb_stop,       rb_free};
 
-struct bus *bus_redis_new(struct event_base *base, const struct config *cfg, const char *instance,
+struct bus *bus_redis_new(struct event_base *evb, const struct config *cfg, const char *instance,
                           struct stats *stats, const struct bus_handler *h)
 {
     struct bus_redis *b = xcalloc(1, sizeof(*b));
     const char *prefix = cfg->redis_prefix;
     b->base.ops = &redis_ops;
     b->base.h = *h;
-    b->evb = base;
+    b->evb = evb;
     b->cfg = cfg;
     b->instance = xstrdup(instance);
     b->boot = strrchr(b->instance, ':') + 1;
@@ -168,7 +166,7 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg, con
     b->k_suspects = wire_name(prefix, "suspects", "");
     b->stats = stats;
     beat_start(b);
-    b->publisher = redis_new(base, &cfg->redis, "bus", on_publisher_state, b);
-    b->subscriber = redis_new(base, &cfg->redis, "subscriber", channel_on_state, b);
+    b->publisher = redis_new(evb, &cfg->redis, "bus", on_publisher_state, b);
+    b->subscriber = redis_new(evb, &cfg->redis, "subscriber", channel_on_state, b);
     return &b->base;
 }

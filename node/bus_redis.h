@@ -102,6 +102,7 @@ struct bus_redis {
     long period_ms;             /* of the heartbeat and the sweep: a quarter of the TTL */
     long stuck_ms;              /* no answer to a sweep for this long: reconnect */
     bool stopping;
+    bool whole_scripts; /* the ACL refuses EVALSHA: scripts are sent with EVAL */
 };
 
 /* ---- bus_channel.c ---- */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bus_redis.h"
+#include "log.h"
 #include "xalloc.h"
 
 extern const char lua_join[], lua_leave[], lua_load[], lua_sweep[], lua_goodbye[];
@@ -26,6 +27,7 @@ struct script_call {
     enum script which;
     redisCallbackFn *fn;
     void *privdata;
+    bool whole;  /* sent with EVAL */
     int argc;    /* of argv, without the command, script and numkeys */
     char **argv; /* copies: numkeys, then keys and args */
 };
@@ -37,7 +39,7 @@ static const char *sha_of(enum script which)
         unsigned len = 0;
         EVP_Digest(sources[which], strlen(sources[which]), md, &len, EVP_sha1(), NULL);
         for (unsigned i = 0; i < len && i < 20; i++)
-            snprintf(shas[which] + 2 * i, 3, "%02x", md[i]);
+            snprintf(shas[which] + 2 * (size_t)i, 3, "%02x", md[i]);
     }
     return shas[which];
 }
@@ -55,6 +57,7 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata);
 /* Sends the call as EVALSHA (whole = false) or EVAL; -1 when not sent. */
 static int send_call(struct script_call *c, bool whole)
 {
+    c->whole = whole;
     const char **argv = xcalloc((size_t)c->argc + 2, sizeof(*argv));
     argv[0] = whole ? "EVAL" : "EVALSHA";
     argv[1] = whole ? sources[c->which] : sha_of(c->which);
@@ -74,8 +77,20 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
 {
     struct script_call *c = privdata;
     redisReply *reply = reply_;
-    if (reply && reply->type == REDIS_REPLY_ERROR && !strncmp(reply->str, "NOSCRIPT", 8)) {
-        script_load_all(c->b);
+    bool unknown = reply && reply->type == REDIS_REPLY_ERROR && !strncmp(reply->str, "NOSCRIPT", 8);
+    /* An ACL written before the scripts ran by digest may allow EVAL only. */
+    bool denied =
+        reply && reply->type == REDIS_REPLY_ERROR && !strncmp(reply->str, "NOPERM", 6) && !c->whole;
+    if (denied && !c->b->whole_scripts) {
+        log_warn("redis_script_digest_denied",
+                 "redis bus: the ACL refuses EVALSHA (%s); sending the scripts whole with EVAL "
+                 "(allow +evalsha +script|load to save that traffic)",
+                 reply->str);
+        c->b->whole_scripts = true;
+    }
+    if (unknown || denied) {
+        if (unknown)
+            script_load_all(c->b);
         if (send_call(c, true) == 0)
             return; /* the same call again, its callback with it */
         reply = NULL;
@@ -103,7 +118,7 @@ int script_run(struct bus_redis *b, enum script which, redisCallbackFn *fn, void
     c->argv[0] = xstrdup(num);
     for (int i = 0; i < n; i++)
         c->argv[i + 1] = xstrdup(argv[i]);
-    if (send_call(c, false) < 0) {
+    if (send_call(c, b->whole_scripts) < 0) {
         call_free(c);
         return -1;
     }
@@ -112,6 +127,8 @@ int script_run(struct bus_redis *b, enum script which, redisCallbackFn *fn, void
 
 void script_load_all(struct bus_redis *b)
 {
+    if (b->whole_scripts)
+        return;
     for (int i = 0; i < N_SCRIPTS; i++)
         redis_command(b->publisher, NULL, NULL, "SCRIPT LOAD %s", sources[i]);
 }

@@ -70,7 +70,7 @@ static void queue_push(struct conn *c, struct packet *p)
 {
     if (c->q_len == c->q_cap) {
         size_t cap = c->q_cap ? c->q_cap * 2 : 8;
-        struct packet **q = xmalloc(cap * sizeof(*q));
+        struct packet **q = xcalloc(cap, sizeof(struct packet *));
         for (size_t i = 0; i < c->q_len; i++)
             q[i] = c->queue[(c->q_head + i) % c->q_cap];
         free(c->queue);
@@ -161,7 +161,7 @@ static int arm_expiry(struct conn *c)
     int64_t delay = at_ms - clock_now_ms();
     if (delay < 0)
         delay = 0;
-    c->expiry = evtimer_new(c->node->base, on_expiry, c);
+    c->expiry = evtimer_new(c->node->evb, on_expiry, c);
     return c->expiry ? timer_add_ms(c->expiry, (long)delay) : -1;
 }
 

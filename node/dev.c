@@ -11,7 +11,7 @@
 #include "rand.h"
 #include "xalloc.h"
 
-#define DEV_TTL_S (24 * 3600)
+#define DEV_TTL_S (24L * 3600)
 
 /* Writes n bytes as 2n lowercase hex digits and a NUL into out. */
 static void hex(const unsigned char *in, size_t n, char *out)

@@ -96,8 +96,8 @@ static char *header_copy(struct lws *wsi, enum lws_token_indexes h)
     return v;
 }
 
-/* Contract §3: query tk (or token), then Authorization: Bearer, then the
- * AuthToken cookie; the first found wins. */
+/* docs/protocol.md, "The token": query tk (or token), then Authorization:
+ * Bearer, then the AuthToken cookie; the first found wins. */
 static char *find_token(struct lws *wsi)
 {
     char *token = query_token(wsi), *h;
@@ -179,7 +179,7 @@ int http_serve_admin(struct node *n, struct lws *wsi, const char *path)
 }
 
 /* lws upgrades some malformed handshakes and drops others silently; a member
- * who sends one gets the 400 of contract §3 instead. */
+ * who sends one gets the 400 of docs/protocol.md, "HTTP answers", instead. */
 static bool has_token(const char *list, const char *token)
 {
     size_t n = strlen(token);
@@ -205,7 +205,7 @@ bool http_valid_handshake(struct lws *wsi)
         (lws_hdr_copy(wsi, list, sizeof(list), WSI_TOKEN_PROTOCOL) <= 0 ||
          !has_token(list, "signal")))
         return false;
-    if (lws_hdr_copy(wsi, key, sizeof(key), WSI_TOKEN_KEY) != 24 || strcmp(key + 22, "==") ||
+    if (lws_hdr_copy(wsi, key, sizeof(key), WSI_TOKEN_KEY) != 24 || strcmp(key + 22, "==") != 0 ||
         strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") != 22)
         return false;
     if (lws_hdr_copy(wsi, version, sizeof(version), WSI_TOKEN_VERSION) < 0)

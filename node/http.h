@@ -14,7 +14,7 @@
 /* Writes a complete answer, with WWW-Authenticate for 401 and Allow for 405.
  * Returns nonzero if it could not. */
 int http_send(struct lws *wsi, int status, const char *type, const char *body, size_t len);
-/* The route's text/plain answer for status (contract §3). */
+/* The route's text/plain answer for status (docs/protocol.md, "HTTP answers"). */
 int http_reply(struct lws *wsi, int status);
 /* http_reply, then ends the transaction: -1 when the connection must close. */
 int http_finish(struct lws *wsi, int status);

@@ -51,7 +51,7 @@ void node_drained(struct node *n)
 {
     /* Called from inside an lws callback: destroy the context from the loop. */
     static const struct timeval now = {0, 0};
-    event_base_once(n->base, -1, EV_TIMEOUT, on_drained, n, &now);
+    event_base_once(n->evb, -1, EV_TIMEOUT, on_drained, n, &now);
 }
 
 /* ---- the close window ---- */
@@ -106,7 +106,7 @@ static void start_close_window(struct node *n)
         node_drained(n);
         return;
     }
-    event_assign(n->drain_timer, n->base, -1, 0, on_close_tick, n);
+    event_assign(n->drain_timer, n->evb, -1, 0, on_close_tick, n);
     on_close_tick(-1, 0, n);
 }
 
@@ -139,7 +139,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         node_drained(n);
         return;
     }
-    n->drain_timer = evtimer_new(n->base, on_drain_timeout, n);
+    n->drain_timer = evtimer_new(n->evb, on_drain_timeout, n);
     timer_add_ms(n->drain_timer, n->cfg.drain_s * 1000);
 }
 
@@ -172,7 +172,7 @@ static void setup_bus(struct node *n)
     const struct bus_handler h = {relay_deliver, relay_room_ready, relay_joined,
                                   relay_present, relay_absent,     n};
     if (n->cfg.redis_url)
-        n->bus = bus_redis_new(n->base, &n->cfg, n->instance, &n->stats, &h);
+        n->bus = bus_redis_new(n->evb, &n->cfg, n->instance, &n->stats, &h);
     else
         n->bus = bus_local_new(&h);
 }
@@ -187,8 +187,8 @@ static void setup_membership(struct node *n)
     }
     const struct redis_url *url =
         n->cfg.membership_redis_url ? &n->cfg.membership_redis : &n->cfg.redis;
-    n->membership_redis = redis_new(n->base, url, "membership", NULL, NULL);
-    n->membership = membership_redis_new(n->base, n->membership_redis, n->cfg.membership_key);
+    n->membership_redis = redis_new(n->evb, url, "membership", NULL, NULL);
+    n->membership = membership_redis_new(n->evb, n->membership_redis, n->cfg.membership_key);
 }
 
 static int start(struct node *n, int argc, char **argv)
@@ -227,8 +227,8 @@ static int start(struct node *n, int argc, char **argv)
     n->stats.bus_lag.n_bounds = sizeof(lag_bounds) / sizeof(lag_bounds[0]);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(&n->cfg);
-    n->base = event_base_new();
-    if (!n->base)
+    n->evb = event_base_new();
+    if (!n->evb)
         return 1;
     make_instance(n);
     setup_bus(n);
@@ -237,8 +237,8 @@ static int start(struct node *n, int argc, char **argv)
         fprintf(stderr, "signal-node: %s\n", err);
         return 1;
     }
-    n->sig_term = evsignal_new(n->base, SIGTERM, on_signal, n);
-    n->sig_int = evsignal_new(n->base, SIGINT, on_signal, n);
+    n->sig_term = evsignal_new(n->evb, SIGTERM, on_signal, n);
+    n->sig_int = evsignal_new(n->evb, SIGINT, on_signal, n);
     evsignal_add(n->sig_term, NULL);
     evsignal_add(n->sig_int, NULL);
     char admin[300] = "";
@@ -254,7 +254,7 @@ static int start(struct node *n, int argc, char **argv)
              n->cfg.redis_url ? "redis" : "in-process");
     if (n->cfg.dev && dev_print_urls(&n->cfg) < 0)
         return 1;
-    event_base_dispatch(n->base);
+    event_base_dispatch(n->evb);
     return 0;
 }
 
@@ -277,8 +277,8 @@ int main(int argc, char **argv)
         event_free(n.sig_int);
     if (n.drain_timer)
         event_free(n.drain_timer);
-    if (n.base)
-        event_base_free(n.base);
+    if (n.evb)
+        event_base_free(n.evb);
     auth_free(n.auth);
     config_free(&n.cfg);
     return rc;

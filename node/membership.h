@@ -38,8 +38,8 @@ struct membership {
 struct membership *membership_token_new(void);
 struct event_base;
 struct redis;
-/* Asks r, on base, about the set named key_pattern with {room} replaced. */
-struct membership *membership_redis_new(struct event_base *base, struct redis *r,
+/* Asks r, on evb, about the set named key_pattern with {room} replaced. */
+struct membership *membership_redis_new(struct event_base *evb, struct redis *r,
                                         const char *key_pattern);
 
 #endif

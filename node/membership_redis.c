@@ -15,7 +15,7 @@
 
 struct membership_redis {
     struct membership base;
-    struct event_base *loop;
+    struct event_base *evb;
     struct redis *redis;
     char *key_pattern;
 };
@@ -93,7 +93,7 @@ static enum membership_answer redis_ask(struct membership *m, const struct ident
     req->m = mr;
     req->cb = cb;
     req->arg = arg;
-    req->timeout = evtimer_new(mr->loop, on_timeout, req);
+    req->timeout = evtimer_new(mr->evb, on_timeout, req);
     if (!req->timeout) {
         free(req);
         return MEMBERSHIP_UNAVAILABLE;
@@ -126,12 +126,12 @@ static void redis_membership_free(struct membership *m)
 
 static const struct membership_ops redis_ops = {redis_ask, redis_cancel, redis_membership_free};
 
-struct membership *membership_redis_new(struct event_base *base, struct redis *r,
+struct membership *membership_redis_new(struct event_base *evb, struct redis *r,
                                         const char *key_pattern)
 {
     struct membership_redis *mr = xcalloc(1, sizeof(*mr));
     mr->base.ops = &redis_ops;
-    mr->loop = base;
+    mr->evb = evb;
     mr->redis = r;
     mr->key_pattern = xstrdup(key_pattern);
     return &mr->base;

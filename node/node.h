@@ -23,7 +23,7 @@ struct node {
      * under the same id, in connection keys and on the bus. */
     char instance[144]; /* node id (<= 128) + ":" + 8 hex digits */
     struct auth *auth;
-    struct event_base *base;
+    struct event_base *evb; /* the one loop */
     struct lws_context *lws;
     lws_retry_bo_t keepalive;
     struct bus *bus;

@@ -22,7 +22,7 @@
 static char last_step; /* privdata of the handshake's final command */
 
 struct redis {
-    struct event_base *base;
+    struct event_base *evb;
     struct redis_url url;
     char *name;
     redisAsyncContext *ac;
@@ -189,7 +189,7 @@ static void start_connect(struct redis *r)
         return;
     }
     ac->data = r;
-    redisLibeventAttach(ac, r->base);
+    redisLibeventAttach(ac, r->evb);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     r->ac = ac;
@@ -232,11 +232,11 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     start_connect(arg);
 }
 
-struct redis *redis_new(struct event_base *base, const struct redis_url *url, const char *name,
+struct redis *redis_new(struct event_base *evb, const struct redis_url *url, const char *name,
                         redis_state_fn on_state, void *arg)
 {
     struct redis *r = xcalloc(1, sizeof(*r));
-    r->base = base;
+    r->evb = evb;
     r->url.host = xstrdup(url->host);
     r->url.port = url->port;
     r->url.user = url->user ? xstrdup(url->user) : NULL;
@@ -246,9 +246,9 @@ struct redis *redis_new(struct event_base *base, const struct redis_url *url, co
     r->on_state = on_state;
     r->arg = arg;
     r->backoff_ms = BACKOFF_MIN_MS;
-    r->retry = evtimer_new(base, on_retry, r);
-    r->connect_timeout = evtimer_new(base, on_connect_timeout, r);
-    r->close_timeout = evtimer_new(base, on_close_timeout, r);
+    r->retry = evtimer_new(evb, on_retry, r);
+    r->connect_timeout = evtimer_new(evb, on_connect_timeout, r);
+    r->close_timeout = evtimer_new(evb, on_close_timeout, r);
     r->next = all;
     if (all)
         all->prev = r;

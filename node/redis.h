@@ -19,7 +19,7 @@ typedef void (*redis_state_fn)(void *arg, bool up);
 /* Starts connecting to url on base; name is its role, for logs and metrics.
  * on_state(arg, up) runs when the first attempt fails and on each change
  * after. Returns the connection (out of memory aborts, xalloc.h). */
-struct redis *redis_new(struct event_base *base, const struct redis_url *url, const char *name,
+struct redis *redis_new(struct event_base *evb, const struct redis_url *url, const char *name,
                         redis_state_fn on_state, void *arg);
 /* Closes at once (callbacks still due get NULL replies) and frees r. */
 void redis_free(struct redis *r);

@@ -159,8 +159,7 @@ static int on_receive(struct conn *c, const void *in, size_t len)
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
-    struct lws_context *ctx = lws_get_context(wsi);
-    struct node *n = ctx ? lws_context_user(ctx) : NULL;
+    struct node *n = lws_context_user(lws_get_context(wsi));
     struct conn *c = lws_get_opaque_user_data(wsi);
 
     switch (reason) {
@@ -200,8 +199,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                           size_t len)
 {
-    struct lws_context *ctx = lws_get_context(wsi);
-    struct node *n = ctx ? lws_context_user(ctx) : NULL;
+    struct node *n = lws_context_user(lws_get_context(wsi));
     switch (reason) {
     case LWS_CALLBACK_HTTP: {
         char *path = http_request_path(wsi);
@@ -301,7 +299,7 @@ int server_start(struct node *n, char *err, size_t errlen)
     n->keepalive.secs_since_valid_ping = (uint16_t)n->cfg.ping_s;
     n->keepalive.secs_since_valid_hangup = (uint16_t)(2 * n->cfg.ping_s);
 
-    void *loops[] = {n->base};
+    void *loops[] = {n->evb};
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     /* One vhost per listener: the clients', and the admin one if asked. */

@@ -1,5 +1,6 @@
 /* The libwebsockets side: the context on the node's libevent loop, the HTTP
- * route and its answers (contract §3), and the one protocol callback. */
+ * route and its answers (docs/protocol.md, "HTTP answers"), and the one
+ * protocol callback. */
 #ifndef SIGNAL_SERVER_H
 #define SIGNAL_SERVER_H
 

@@ -30,7 +30,7 @@ enum drop_reason {
     N_DROP_REASONS
 };
 
-/* Error packets sent, by code (contract §6). */
+/* Error packets sent, by code (docs/protocol.md, "Errors"). */
 enum error_kind {
     ERR_INVALID_JSON,
     ERR_INVALID_MESSAGE,

@@ -6,5 +6,5 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$root/build}
 shift || true
 lws_prefix=$("$root/tools/setup.sh")
-cmake -S "$root" -B "$dir" -DSIGNAL_LWS_PREFIX="$lws_prefix" "$@" >/dev/null
+cmake -S "$root" -B "$dir" -DSIGNAL_LWS_PREFIX="$lws_prefix" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON "$@" >/dev/null
 cmake --build "$dir" -j"$(nproc)" >/dev/null

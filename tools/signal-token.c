@@ -1,5 +1,6 @@
 /* signal-token: mints JWTs for development and tests, with the claims the
- * node reads (contract §2) and the ones it checks (exp, nbf, iss, aud).
+ * node reads (docs/protocol.md, "The account object") and the ones it checks
+ * (exp, nbf, iss, aud: docs/configuration.md, "JWT").
  * Prints the token on stdout. Bad usage: one line on stderr, exit 2. */
 #include <errno.h>
 #include <getopt.h>

@@ -1,4 +1,4 @@
--- A room's presence, loaded when it gets its first local member (bus_sub.c).
+-- A room's presence, loaded when it gets its first local member (bus_channel.c).
 -- KEYS: presence, seq, nodes. Returns {version, entries, registered
 -- instances}: all of them, so that a node can tell a connection that left
 -- while it was not listening from one whose node is not registered (dead, or

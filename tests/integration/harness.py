@@ -115,7 +115,8 @@ def token(sub, rooms=(), **kw):
 
 
 def account_obj(claims):
-    """The account object the node must derive from these claims (contract §2)."""
+    """The account object the node must derive from these claims (docs/protocol.md,
+    "The account object")."""
     profile = claims.get("profile")
     return {
         "id": claims["sub"],

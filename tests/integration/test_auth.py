@@ -1,5 +1,6 @@
-"""Contract §2 and §3: JWT checks (claims, leeway, iss/aud, algorithms, RS/ES keys),
-the identity they yield, token expiry while connected (4001), and signal-token."""
+"""docs/configuration.md, "JWT", and docs/protocol.md, "The token" and "The account
+object": JWT checks (claims, leeway, iss/aud, algorithms, RS/ES keys), the identity
+they yield, token expiry while connected (4001), and signal-token."""
 
 import json
 import os

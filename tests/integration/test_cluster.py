@@ -1,10 +1,10 @@
-"""Contract §5: many nodes sharing one Redis behave as one (issue 3). Rooms span
-nodes; participants, user-joined/left, routing, unknown_target, an account on
-several nodes, per-sender order and room isolation all hold across nodes; the
-Redis subscriptions follow the rooms (and go back to zero); SIGNAL_REDIS_PREFIX;
-a node's clean stop, death (SIGKILL) and restart; a Redis URL with a password
-and a db. Redis failures are in test_cluster_failures.py; the single-node
-suites run again across nodes in the other test_cluster_*.py modules."""
+"""docs/protocol.md, "Several nodes": many nodes sharing one Redis behave as one
+(issue 3). Rooms span nodes; participants, user-joined/left, routing,
+unknown_target, an account on several nodes, per-sender order and room isolation all
+hold across nodes; the Redis subscriptions follow the rooms (and go back to zero);
+SIGNAL_REDIS_PREFIX; a node's clean stop, death (SIGKILL) and restart; a Redis URL
+with a password and a db. Redis failures are in test_cluster_failures.py; the
+single-node suites run again across nodes in the other test_cluster_*.py modules."""
 
 import random
 import re
@@ -650,3 +650,44 @@ def test_scripts_run_by_digest_and_survive_a_script_flush(own_redis, nodes):
     assert parts(e) == [d.sub]
     a.send("offer", {"after": "flush"})
     assert b.expect_signal("offer", a)["data"] == {"after": "flush"}
+
+
+def acl_from_docs():
+    """The ACL SETUSER line of docs/configuration.md, as arguments."""
+    import os
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "configuration.md")) as f:
+        line = next(l.strip() for l in f if l.strip().startswith("ACL SETUSER signal "))
+    return line.split()[2:]
+
+
+@c_only
+@pytest.mark.parametrize("acl", ["documented", "without-evalsha"])
+def test_acl_user_runs_the_cluster(tmp_base, nodes, acl):
+    """The ACL documented in docs/configuration.md is enough for the whole
+    cluster; an older ACL that allows EVAL but not EVALSHA nor SCRIPT LOAD
+    still works, the scripts then sent whole (logged once)."""
+    rules = acl_from_docs()
+    if acl == "without-evalsha":
+        rules = [x for x in rules if x not in ("+evalsha", "+script|load")]
+    r = Redis(tmp_base)
+    try:
+        assert r.command("ACL", "SETUSER", *rules) == "OK"
+        password = next(x[1:] for x in rules if x.startswith(">"))
+        url = r.url_for(user=rules[0], password=password)
+        n1, n2 = start_cluster(nodes, url, 2, name=f"acl-{acl}")
+        room = new_room()
+        a = join(n1, room)
+        b = join(n2, room)
+        assert parts(b) == [a.sub]
+        a.expect_joined(b)
+        b.send("offer", {"n": 1})
+        assert a.expect_signal("offer", b)["data"] == {"n": 1}
+        b.close()
+        a.expect_left(b)
+        for n in (n1, n2):
+            assert n.terminate() == 0, n.logs()
+            denied = "redis_script_digest_denied" in n.stderr()
+            assert denied == (acl == "without-evalsha"), n.logs()
+            assert "redis_script_failed" not in n.stderr(), n.logs()
+    finally:
+        r.stop()

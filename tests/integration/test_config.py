@@ -1,5 +1,5 @@
-"""Contract §1: configuration. --help, bad values (exit 2, one line naming the
-setting), flags win over env, a missing key, --dev."""
+"""Configuration (docs/configuration.md): --help, bad values (exit 2, one line
+naming the setting), flags win over env, a missing key, --dev."""
 
 import base64
 import json

@@ -1,6 +1,6 @@
-"""Contract §4: the welcome, the three client forms, wrapping, routing, joins and
-leaves, error answers. Everything here runs on one default node (per module);
-each test uses its own room."""
+"""docs/protocol.md, from "Packets the node sends" to "Errors": the welcome, the
+three client forms, wrapping, routing, joins and leaves, error answers. Everything
+here runs on one default node (per module); each test uses its own room."""
 
 import datetime as dt
 import json

@@ -1,6 +1,6 @@
-"""Contract §3, membership `redis`: the upgrade goes through, then SISMEMBER decides
-(4403 / welcome); Redis unreachable gives 1013; the loop never blocks on Redis;
-messages sent before the join completes are held."""
+"""Membership `redis` (docs/protocol.md, "Membership"): the upgrade goes through,
+then SISMEMBER decides (4403 / welcome); Redis unreachable gives 1013; the loop
+never blocks on Redis; messages sent before the join completes are held."""
 
 import socket
 import threading

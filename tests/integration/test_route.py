@@ -1,4 +1,5 @@
-"""Contract §3: the route, its answers, token sources and their precedence."""
+"""docs/protocol.md, "Connecting" and "HTTP answers": the route, its answers, token
+sources and their precedence."""
 
 import socket
 import time
@@ -35,7 +36,7 @@ def assert_401(resp):
     assert resp.headers.get("www-authenticate", "").split()[0].lower() == "bearer", resp
 
 
-# -- the table of §3, as plain GET and as upgrade ------------------------------
+# -- the table of docs/protocol.md, "HTTP answers", as plain GET and as upgrade --
 
 @pytest.mark.parametrize("mode", ["get", "upgrade"])
 def test_no_token_401(node, mode):
