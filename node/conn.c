@@ -13,8 +13,6 @@
 #include "xalloc.h"
 #include "node.h"
 
-#define CLOSE_GRACE_S 5 /* a peer that reads nothing cannot take our close frame */
-
 struct conn *conn_new(struct node *n, struct identity *ident, const char *room_id)
 {
     struct conn *c = xcalloc(1, sizeof(*c));
@@ -60,6 +58,8 @@ void conn_free(struct conn *c)
     free(c->rx);
     if (c->expiry)
         event_free(c->expiry);
+    if (c->timer)
+        event_free(c->timer);
     identity_clear(&c->ident);
     DL_DELETE2(n->conns, c, all_prev, all_next);
     n->n_conns--;
@@ -101,7 +101,10 @@ void conn_send(struct conn *c, struct packet *p)
         return;
     }
     queue_push(c, p);
-    lws_callback_on_writable(c->wsi);
+    /* One request when the queue stops being empty: the WRITEABLE callback
+     * writes everything queued by then, and asks again if it cannot. */
+    if (c->q_len == 1)
+        lws_callback_on_writable(c->wsi);
 }
 
 void conn_send_json(struct conn *c, json_t *j)
@@ -140,7 +143,39 @@ void conn_close(struct conn *c, int code, const char *reason)
     c->close_code = code;
     c->close_reason = reason;
     lws_callback_on_writable(c->wsi);
-    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
+    /* The keepalive's timer becomes the grace: a peer that reads nothing
+     * cannot take our close frame. */
+    event_del(c->timer);
+    event_add(c->timer, c->node->grace_tv);
+}
+
+/* Every SIGNAL_PING_S: a connection heard from since the last tick is
+ * fine; one silent for a whole period gets a ping; one still silent a
+ * period later is dropped, as is a closing one past its grace. So a silent
+ * peer is pinged 1-2 periods after its last frame and dropped 2-3 periods
+ * after it. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct conn *c = arg;
+    if (c->state != CONN_CLOSING && c->heard) {
+        c->heard = false;
+        c->ping_sent = false;
+    } else if (c->state != CONN_CLOSING && !c->ping_sent) {
+        c->ping_sent = true;
+        c->ping_pending = true;
+        lws_callback_on_writable(c->wsi);
+    } else {
+        /* Now: lws would only notice an asynchronous kill at its next timer,
+         * and it keeps none for this connection. Its CLOSED callback frees
+         * c, timer included, so nothing here touches c afterwards. */
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+    }
+}
+
+void conn_on_pong(struct conn *c)
+{
+    c->heard = true;
 }
 
 static void on_expiry(evutil_socket_t fd, short what, void *arg)
@@ -176,6 +211,8 @@ int conn_on_established(struct conn *c, struct lws *wsi)
     struct node *n = c->node;
     c->wsi = wsi;
     c->state = CONN_PENDING;
+    c->timer = event_new(n->evb, -1, EV_PERSIST, on_tick, c);
+    event_add(c->timer, n->ping_tv);
     c->opened_ms = clock_mono_ms();
     n->n_open++;
     n->stats.connections_accepted++;
@@ -212,6 +249,7 @@ static int rx_append(struct conn *c, const void *in, size_t len)
 int conn_on_receive(struct conn *c, const void *in, size_t len, const char **msg, size_t *msg_len,
                     bool *binary)
 {
+    c->heard = true;
     if (c->state != CONN_JOINED)
         return 0;
     /* The frame header announces the rest: refuse a too-big message at its
@@ -236,6 +274,13 @@ int conn_on_receive(struct conn *c, const void *in, size_t len, const char **msg
 
 int conn_on_writeable(struct conn *c)
 {
+    if (c->ping_pending) {
+        /* Not empty: lws does not report an empty pong (RECEIVE_PONG). */
+        unsigned char ping[LWS_PRE + 2] = {[LWS_PRE] = 'k', [LWS_PRE + 1] = 'a'};
+        c->ping_pending = false;
+        if (lws_write(c->wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
+            return -1;
+    }
     /* A closing connection still gets what was queued before the close
      * (the errors that explain it, say), then the close frame. */
     if (c->state == CONN_CLOSING && !c->q_len) {
@@ -243,21 +288,23 @@ int conn_on_writeable(struct conn *c)
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;
     }
-    if (!c->q_len)
-        return 0; /* WRITEABLE also comes unasked: never send an empty frame */
-    struct packet *p = c->queue[c->q_head];
-    c->q_head = (c->q_head + 1) % c->q_cap;
-    c->q_len--;
-    c->queued_bytes -= p->len;
-    c->node->stats.queued_bytes -= p->len;
-    int written = lws_write(c->wsi, packet_text(p), p->len, LWS_WRITE_TEXT);
-    if (written >= 0) {
+    /* Every queued frame the socket takes now, not one per callback: lws
+     * calls back once per wakeup, and asking again costs a poll change. An
+     * empty queue is WRITEABLE coming unasked: never send an empty frame. */
+    while (c->q_len && !lws_send_pipe_choked(c->wsi)) {
+        struct packet *p = c->queue[c->q_head];
+        c->q_head = (c->q_head + 1) % c->q_cap;
+        c->q_len--;
+        c->queued_bytes -= p->len;
+        c->node->stats.queued_bytes -= p->len;
+        size_t len = p->len;
+        int written = lws_write(c->wsi, packet_text(p), len, LWS_WRITE_TEXT);
+        packet_unref(p);
+        if (written < 0)
+            return -1;
         c->node->stats.frames_out++;
-        c->node->stats.bytes_out += p->len;
+        c->node->stats.bytes_out += len;
     }
-    packet_unref(p);
-    if (written < 0)
-        return -1;
     if (c->q_len || c->state == CONN_CLOSING)
         lws_callback_on_writable(c->wsi);
     return 0;

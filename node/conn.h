@@ -56,6 +56,13 @@ struct conn {
     struct bucket byte_bucket; /* the bytes they carry */
     unsigned limited_in_a_row;
     struct event *expiry;
+    /* Keepalive, then the close grace: one timer on a libevent common
+     * timeout, so that arming it costs the same with 10 or 100,000
+     * connections (lws keeps its timers in a sorted list). */
+    struct event *timer;
+    bool heard;        /* a frame or a pong arrived since the last tick */
+    bool ping_sent;    /* a ping is out and no answer came yet */
+    bool ping_pending; /* the next WRITEABLE sends a ping first */
     struct membership_req *check;
 
     int close_code; /* ours, or the peer's once it sent a close frame */
@@ -65,6 +72,9 @@ struct conn {
     struct conn *room_prev, *room_next;
     struct conn *all_prev, *all_next;
 };
+
+/* Seconds a closing connection has to take its close frame. */
+#define CONN_CLOSE_GRACE_S 5
 
 struct config;
 /* The byte burst a connection may send: twice SIGNAL_RATE_BYTES_PER_S, and
@@ -94,6 +104,8 @@ int conn_on_established(struct conn *c, struct lws *wsi);
 int conn_on_receive(struct conn *c, const void *in, size_t in_len, const char **msg, size_t *len,
                     bool *binary);
 int conn_on_writeable(struct conn *c);
+/* A pong arrived. */
+void conn_on_pong(struct conn *c);
 /* The peer sent a close frame with this payload. */
 void conn_on_peer_close(struct conn *c, const void *in, size_t len);
 /* The connection is gone: counts and logs its close (code 1006 when nobody

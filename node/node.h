@@ -25,7 +25,9 @@ struct node {
     struct auth *auth;
     struct event_base *evb; /* the one loop */
     struct lws_context *lws;
-    lws_retry_bo_t keepalive;
+    lws_retry_bo_t no_validity; /* lws's own keepalive, off: conn.c keeps it */
+    /* libevent common timeouts: SIGNAL_PING_S, and the close grace. */
+    const struct timeval *ping_tv, *grace_tv;
     struct bus *bus;
     struct membership *membership;
     struct room *rooms;

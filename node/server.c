@@ -178,6 +178,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return c ? on_receive(c, in, len) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return c ? conn_on_writeable(c) : 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c)
+            conn_on_pong(c);
+        return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if (c)
             conn_on_peer_close(c, in, len);
@@ -288,7 +292,7 @@ static struct lws_vhost *add_vhost(struct node *n, const char *name, const char 
     info.port = port;
     info.iface = host;
     info.protocols = protos;
-    info.retry_and_idle_policy = &n->keepalive;
+    info.retry_and_idle_policy = &n->no_validity;
     return lws_create_vhost(n->lws, &info);
 }
 
@@ -296,8 +300,13 @@ int server_start(struct node *n, char *err, size_t errlen)
 {
     lws_set_log_level(LLL_ERR | (log_enabled(LOG_DEBUG) ? LLL_WARN : 0), lws_log);
 
-    n->keepalive.secs_since_valid_ping = (uint16_t)n->cfg.ping_s;
-    n->keepalive.secs_since_valid_hangup = (uint16_t)(2 * n->cfg.ping_s);
+    /* lws's keepalive re-arms a timer in a sorted list per connection, so
+     * idle CPU grew with the square of the connections: a policy with no
+     * hangup time turns it off, and conn.c keeps connections alive. */
+    memset(&n->no_validity, 0, sizeof(n->no_validity));
+    const struct timeval ping = {n->cfg.ping_s, 0}, grace = {CONN_CLOSE_GRACE_S, 0};
+    n->ping_tv = event_base_init_common_timeout(n->evb, &ping);
+    n->grace_tv = event_base_init_common_timeout(n->evb, &grace);
 
     void *loops[] = {n->evb};
     struct lws_context_creation_info info;

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Idle cost: the node's CPU and memory while N clients sit in rooms of two and
+only answer the keepalive's pings (issue 9).
+
+    /usr/bin/python3 bench/idle.py [--bin build/bin/signal-node] [--clients 5000,10000,18000]
+        [--ping-s 5] [--seconds 20]
+
+For each count: starts a node, connects the clients (each waits for its
+welcome), lets it settle for one ping period, then measures the node's CPU
+time (utime + stime from /proc) and RSS over --seconds while the clients
+answer every ping. Reports CPU as a percentage of one core, and per 10,000
+connections, plus RSS per connection. A short --ping-s makes the keepalive's
+cost visible in a short run: the node pings each silent connection once per
+period. The process's open-file limit bounds --clients (20,000 here).
+"""
+import argparse
+import os
+import resource
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from harness import free_port, make_jwt  # noqa: E402
+from wsclient import Timeout, WSClient, WSClosed  # noqa: E402
+
+SECRET = "bench-secret"
+
+
+def proc_stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    with open(f"/proc/{pid}/statm") as f:
+        rss_pages = int(f.read().split()[1])
+    return ticks, rss_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+class Pump:
+    """Reads every client: answers pings (counted by each client) and counts
+    the connections the node dropped."""
+
+    def __init__(self):
+        self.sel = selectors.DefaultSelector()
+        self.dropped = 0
+
+    def add(self, client):
+        self.sel.register(client.fileno(), selectors.EVENT_READ, client)
+
+    def run(self, seconds):
+        """Reads for that long; with 0, once, whatever is ready now."""
+        end = time.monotonic() + seconds
+        while True:
+            left = max(0.0, end - time.monotonic())
+            for key, _ in self.sel.select(timeout=min(left, 0.5)):
+                try:
+                    key.data.recv_message(0)
+                except Timeout:
+                    pass
+                except WSClosed:
+                    self.sel.unregister(key.fd)
+                    self.dropped += 1
+            if left <= 0:
+                return
+
+
+def run(binary, count, ping_s, seconds):
+    port = free_port()
+    env = dict(os.environ, SIGNAL_LISTEN=f"127.0.0.1:{port}", SIGNAL_JWT_SECRET=SECRET, SIGNAL_DRAIN_S="0",
+               SIGNAL_DRAIN_CLOSE_S="0", SIGNAL_LOG_LEVEL="warn", SIGNAL_PING_S=str(ping_s))
+    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("node did not start")
+                time.sleep(0.01)
+        _, rss0 = proc_stat(proc.pid)
+        exp = int(time.time()) + 3600
+        clients = []
+        pump = Pump()
+        for i in range(count):
+            room = str(uuid.UUID(int=i // 2))
+            tok = make_jwt({"sub": f"c{i}", "name": f"c{i}", "rooms": [room], "exp": exp}, key=SECRET)
+            c = WSClient.connect("127.0.0.1", port, f"/api/chat/realtime/{room}?tk={tok}", timeout=30)
+            c.recv_json(30)
+            clients.append(c)
+            pump.add(c)
+            if i % 100 == 99:  # the first clients are pinged while the last connect
+                pump.run(0)
+        pump.run(ping_s)  # settle: the joins' work is done, the pings have started
+        t0, _ = proc_stat(proc.pid)
+        w0 = time.monotonic()
+        pump.run(seconds)
+        t1, rss = proc_stat(proc.pid)
+        wall = time.monotonic() - w0
+        cpu = (t1 - t0) / os.sysconf("SC_CLK_TCK") / wall
+        pings = sum(c.pings for c in clients)
+        for c in clients:
+            c.abort()
+        return cpu, rss, rss0, pings, pump.dropped
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin", "signal-node"))
+    ap.add_argument("--clients", default="5000,10000,18000")
+    ap.add_argument("--ping-s", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=20)
+    a = ap.parse_args()
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    print(f"{'clients':>8} {'cpu % core':>11} {'% per 10k':>10} {'RSS MiB':>8} {'KiB/conn':>9} {'pings':>7} "
+          f"{'dropped':>8}")
+    for n in (int(x) for x in a.clients.split(",")):
+        cpu, rss, rss0, pings, dropped = run(a.bin, n, a.ping_s, a.seconds)
+        print(f"{n:>8} {cpu * 100:>11.2f} {cpu * 100 * 10000 / n:>10.3f} {rss / 2**20:>8.1f} "
+              f"{(rss - rss0) / 1024 / n:>9.2f} {pings:>7} {dropped:>8}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
