@@ -228,7 +228,8 @@ static int start(struct node *n, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(&n->cfg);
     n->evb = event_base_new();
-    if (!n->evb)
+    /* Two priorities: Redis's events first (redis.c), everything else after. */
+    if (!n->evb || event_base_priority_init(n->evb, 2) != 0)
         return 1;
     make_instance(n);
     setup_bus(n);

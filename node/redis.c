@@ -1,10 +1,11 @@
 /* Self-healing hiredis async connection; see redis.h. */
 #include "redis.h"
 
-#include <hiredis/adapters/libevent.h>
+#include <event2/event.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "log.h"
 #include "rand.h"
@@ -18,6 +19,11 @@
  * second per node is nothing to a Redis that is starting. */
 #define BACKOFF_MAX_MS 1000
 #define CLOSE_TIMEOUT_MS 1000
+
+/* hiredis reads 16 KiB per call: a wakeup reads on while the socket holds
+ * more, up to this many calls (1 MiB), so that a busy subscriber keeps up
+ * with Redis instead of being cut at its output buffer limit. */
+#define MAX_READS_PER_WAKEUP 64
 
 static char last_step; /* privdata of the handshake's final command */
 
@@ -171,6 +177,87 @@ void redis_drop(struct redis *r, const char *why)
     went_down(r, why);
 }
 
+/* ---- the adapter between hiredis and the loop ---- */
+
+/* As hiredis's own libevent adapter, with two differences: a read wakeup
+ * drains the socket (up to MAX_READS_PER_WAKEUP), and Redis's events have
+ * the loop's first priority (main.c sets up two), so that when the node is
+ * saturated it reads Redis before its clients and Redis never has to cut
+ * it off. */
+struct loop_events {
+    redisAsyncContext *ac;
+    struct redis *r;
+    struct event *rev, *wev;
+};
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct loop_events *e = arg;
+    struct redis *r = e->r;
+    redisAsyncContext *ac = e->ac;
+    for (int i = 0; i < MAX_READS_PER_WAKEUP; i++) {
+        redisAsyncHandleRead(ac);
+        int queued = 0;
+        /* The context is gone (and e with it) once the connection dropped. */
+        if (r->ac != ac || ioctl(fd, FIONREAD, &queued) != 0 || queued <= 0)
+            return;
+    }
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    redisAsyncHandleWrite(((struct loop_events *)arg)->ac);
+}
+
+static void add_read(void *arg)
+{
+    event_add(((struct loop_events *)arg)->rev, NULL);
+}
+
+static void del_read(void *arg)
+{
+    event_del(((struct loop_events *)arg)->rev);
+}
+
+static void add_write(void *arg)
+{
+    event_add(((struct loop_events *)arg)->wev, NULL);
+}
+
+static void del_write(void *arg)
+{
+    event_del(((struct loop_events *)arg)->wev);
+}
+
+static void cleanup(void *arg)
+{
+    struct loop_events *e = arg;
+    event_free(e->rev);
+    event_free(e->wev);
+    free(e);
+}
+
+static void attach(struct redis *r, redisAsyncContext *ac)
+{
+    struct loop_events *e = xcalloc(1, sizeof(*e));
+    e->ac = ac;
+    e->r = r;
+    e->rev = event_new(r->evb, ac->c.fd, EV_READ, on_readable, e);
+    e->wev = event_new(r->evb, ac->c.fd, EV_WRITE, on_writable, e);
+    event_priority_set(e->rev, 0);
+    event_priority_set(e->wev, 0);
+    ac->ev.addRead = add_read;
+    ac->ev.delRead = del_read;
+    ac->ev.addWrite = add_write;
+    ac->ev.delWrite = del_write;
+    ac->ev.cleanup = cleanup;
+    ac->ev.data = e;
+    event_add(e->rev, NULL);
+    event_add(e->wev, NULL);
+}
+
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -189,7 +276,7 @@ static void start_connect(struct redis *r)
         return;
     }
     ac->data = r;
-    redisLibeventAttach(ac, r->evb);
+    attach(r, ac);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     r->ac = ac;
