@@ -9,7 +9,8 @@ For each count: starts a node, connects the clients (each waits for its
 welcome), lets it settle for one ping period, then measures the node's CPU
 time (utime + stime from /proc) and RSS over --seconds while the clients
 answer every ping. Reports CPU as a percentage of one core, and per 10,000
-connections, plus RSS per connection. A short --ping-s makes the keepalive's
+connections, plus RSS per connection, and RSS 12 s after every client
+has gone (the node gives freed memory back every 10 s) against its base. A short --ping-s makes the keepalive's
 cost visible in a short run: the node pings each silent connection once per
 period. The process's open-file limit bounds --clients (20,000 here).
 """
@@ -107,7 +108,10 @@ def run(binary, count, ping_s, seconds):
         pings = sum(c.pings for c in clients)
         for c in clients:
             c.abort()
-        return cpu, rss, rss0, pings, pump.dropped
+        # The node gives memory back at its next trim check (every 10 s).
+        time.sleep(float(os.environ.get("IDLE_AFTER_S", "12")))
+        _, rss_after = proc_stat(proc.pid)
+        return cpu, rss, rss0, rss_after, pings, pump.dropped
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -123,11 +127,12 @@ def main():
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print(f"{'clients':>8} {'cpu % core':>11} {'% per 10k':>10} {'RSS MiB':>8} {'KiB/conn':>9} {'pings':>7} "
-          f"{'dropped':>8}")
+          f"{'dropped':>8} {'RSS base':>9} {'after leave':>12}")
     for n in (int(x) for x in a.clients.split(",")):
-        cpu, rss, rss0, pings, dropped = run(a.bin, n, a.ping_s, a.seconds)
+        cpu, rss, rss0, rss_after, pings, dropped = run(a.bin, n, a.ping_s, a.seconds)
         print(f"{n:>8} {cpu * 100:>11.2f} {cpu * 100 * 10000 / n:>10.3f} {rss / 2**20:>8.1f} "
-              f"{(rss - rss0) / 1024 / n:>9.2f} {pings:>7} {dropped:>8}", flush=True)
+              f"{(rss - rss0) / 1024 / n:>9.2f} {pings:>7} {dropped:>8} {rss0 / 2**20:>9.1f} "
+              f"{rss_after / 2**20:>12.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -215,6 +215,8 @@ int conn_on_established(struct conn *c, struct lws *wsi)
     event_add(c->timer, n->ping_tv);
     c->opened_ms = clock_mono_ms();
     n->n_open++;
+    if (n->n_open > n->trim_high)
+        n->trim_high = n->n_open;
     n->stats.connections_accepted++;
     struct log_fields f = conn_log_fields(c);
     log_event(LOG_INFO, "conn_open", &f, "connection open");

@@ -37,7 +37,8 @@ struct node {
     uint64_t next_conn_id;
     bool draining;
     bool closing_all; /* the drain is over: every connection gets 1001 */
-    struct event *sig_term, *sig_int, *drain_timer;
+    struct event *sig_term, *sig_int, *drain_timer, *trim_timer;
+    unsigned long trim_high; /* most connections open since the last trim */
     /* The close window: close_total connections to close by close_end_ms. */
     int64_t drain_start_ms, close_start_ms, close_window_ms;
     unsigned long close_total, close_done;

@@ -219,8 +219,13 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     }
 }
 
+#define RX_CHUNK_BYTES 1024
+
 static const struct lws_protocols protocols[] = {
-    {"signal", callback, sizeof(struct http_wait), 0, 0, NULL, 0},
+    /* A 1 KiB receive buffer per connection, not lws's default 4 KiB: a
+     * signaling message is a few hundred bytes, and conn.c joins the
+     * chunks of a bigger one anyway. */
+    {"signal", callback, sizeof(struct http_wait), RX_CHUNK_BYTES, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

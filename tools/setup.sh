@@ -38,7 +38,7 @@ STAMP="$LWS_VERSION ${LWS_FLAGS[*]} $(cat "${PATCHES[@]}" | sha256sum | cut -c1-
 
 # The build and the unit tests (ctest).
 PACKAGES=(build-essential cmake pkg-config dpkg-dev libssl-dev zlib1g-dev libcap-dev
-  libevent-dev libhiredis-dev libjansson-dev libjwt-dev libcriterion-dev uthash-dev)
+  libevent-dev libhiredis-dev libjansson-dev libjwt-dev libcriterion-dev uthash-dev libjemalloc-dev)
 # The integration tests: Redis, HAProxy, pytest, and the container image test
 # (tests/integration/test_container.py: podman, runc, debootstrap, podman-compose).
 TEST_PACKAGES=(redis-server python3 python3-pytest openssl haproxy
