@@ -70,6 +70,18 @@ void hist_add(struct hist *h, uint64_t v);
  * holding it, never above the maximum; 0 for an empty histogram. */
 uint64_t hist_percentile(const struct hist *h, double p);
 
+/* The drain ends early once no bench signal has arrived for this many
+ * seconds: what is still missing then is lost, not late. */
+#define DRAIN_QUIET_S 2
+
+/* Why a worker's drain ended, from the best to the worst, so that the
+ * merged report keeps the worst. */
+enum drain_end {
+    DRAIN_COMPLETE, /* every expected signal arrived */
+    DRAIN_QUIET,    /* none arrived for DRAIN_QUIET_S: the rest is lost */
+    DRAIN_BOUND,    /* --drain was over while signals still arrived */
+};
+
 /* What one worker measured; the parent adds them up (result_merge). */
 struct bench_result {
     uint64_t connections;      /* welcomed */
@@ -79,13 +91,16 @@ struct bench_result {
     uint64_t expected;         /* deliveries due: each signal, times its room's other members */
     uint64_t delivered;        /* bench signals received, from the right room */
     uint64_t delivered_window; /* of which during the measurement window */
+    uint64_t in_flight_at_end; /* expected but not delivered when the window closed */
     uint64_t reordered;        /* received at or below a sequence already seen from that sender */
     uint64_t error_packets;    /* `error` packets */
     uint64_t closes;           /* connections that ended before the run did */
     uint64_t isolation;        /* signals from another room, or a connection's own */
     uint64_t protocol;         /* frames or packets that break RFC 6455 or the contract */
     double load_cpu_s;         /* this worker's CPU time during the measurement window */
-    struct hist latency;       /* send to receive, nanoseconds */
+    double drain_s;            /* from the window's end to the drain's */
+    enum drain_end drain_end;
+    struct hist latency; /* send to receive of the signals sent in the window, nanoseconds */
 };
 
 /* Adds r into into. */

@@ -48,21 +48,28 @@ static const char usage_text[] =
     "                           allows\n"
     "  --window W               closed loop: signals a sender may have outstanding,\n"
     "                           sent but not yet received by every other live member\n"
-    "                           of its room (default 8); a window that has not moved\n"
-    "                           for 1 s is given up (its signals count as lost\n"
-    "                           unless they arrive)\n"
+    "                           of its room (default 8); a slow window only waits,\n"
+    "                           but one that has not moved for the --drain bound is\n"
+    "                           given up (its signals count as lost unless they\n"
+    "                           arrive), and a member whose connection ends no longer\n"
+    "                           holds up the others' windows\n"
     "  --duration D             seconds of load: the measurement window (default 10)\n"
-    "  --drain D                at most this many seconds after the load for signals\n"
-    "                           in flight to arrive (default 5)\n"
+    "  --drain D                after the load nothing is sent, and signals in flight\n"
+    "                           may arrive until all have, none has for 2 s, or D\n"
+    "                           seconds have passed (1 to 3600, default 30)\n"
     "  --json                   print one JSON object instead of the table\n"
     "  --help                   this text\n"
     "\n"
     "The report: deliveries/s counts the signals received during the window;\n"
-    "lost = expected - delivered after the drain (expected: each signal sent\n"
-    "times its room's other live members); reordered counts signals received at\n"
-    "or below a sequence already seen from their sender; errors adds failed\n"
-    "connects, error packets, unexpected closes, signals from another room (or\n"
-    "one's own) and protocol breaches. A member alone in its room sends nothing.\n"
+    "latency, the signals sent during it, whenever they arrive; lost = expected -\n"
+    "delivered after the drain (expected: each signal sent times its room's other\n"
+    "live members), next to the deliveries in flight when the window closed, how\n"
+    "long the drain took and why it ended (complete, quiet or bound: a bound drain\n"
+    "means a longer --drain may find fewer lost); reordered counts signals\n"
+    "received at or below a sequence already seen from their sender; errors adds\n"
+    "failed connects, error packets, unexpected closes, signals from another room\n"
+    "(or one's own) and protocol breaches. A member alone in its room sends\n"
+    "nothing.\n"
     "\n"
     "The node's rate limit applies (SIGNAL_RATE_PER_S, 50 messages/s by default):\n"
     "raise it for --saturate or high rates, or refused signals count as error\n"
@@ -283,7 +290,7 @@ static void apply_option(struct bench_opts *o, struct given *g, int opt, const c
         o->duration_s = parse_num("--duration", arg, 0.001, 86400);
         break;
     case OPT_DRAIN:
-        o->drain_s = parse_num("--drain", arg, 0, 3600);
+        o->drain_s = parse_num("--drain", arg, 1, 3600);
         break;
     case OPT_JSON:
         o->json = true;
@@ -307,7 +314,7 @@ void opts_parse(struct bench_opts *o, int argc, char **argv)
         .rate = 1,
         .window = 8,
         .duration_s = 10,
-        .drain_s = 5,
+        .drain_s = 30,
     };
     struct given g = {false, false};
     int opt;

@@ -69,12 +69,18 @@ void result_merge(struct bench_result *into, const struct bench_result *r)
     into->expected += r->expected;
     into->delivered += r->delivered;
     into->delivered_window += r->delivered_window;
+    into->in_flight_at_end += r->in_flight_at_end;
     into->reordered += r->reordered;
     into->error_packets += r->error_packets;
     into->closes += r->closes;
     into->isolation += r->isolation;
     into->protocol += r->protocol;
     into->load_cpu_s += r->load_cpu_s;
+    /* The workers drain at the same time: the run's drain is the longest. */
+    if (r->drain_s > into->drain_s)
+        into->drain_s = r->drain_s;
+    if (r->drain_end > into->drain_end)
+        into->drain_end = r->drain_end;
     into->latency.count += r->latency.count;
     if (r->latency.max > into->latency.max)
         into->latency.max = r->latency.max;

@@ -30,10 +30,8 @@
 #define OUT_CAP ((size_t)256 * 1024)
 /* The longest the loop sleeps, so that timeouts are noticed. */
 #define TICK_MS 100
-/* Closed loop: a sender whose window has not moved for this long gives up
- * on its outstanding signals (they count as lost unless they arrive) and
- * sends on, so that a lost signal stalls a sender only for a while. */
-#define STALL_NS 1000000000LL
+/* The drain's quiet period (bench.h), in nanoseconds. */
+#define QUIET_NS (DRAIN_QUIET_S * 1000000000LL)
 
 /* Returns the process's CPU time (user and system) in seconds. */
 static double cpu_s(void)
@@ -117,11 +115,13 @@ static void send_signal(struct worker *w, struct member *m)
 }
 
 /* Closed loop: sends from m until it has a window of signals outstanding. A
- * member alone in its room sends nothing: nobody would receive it. */
+ * member alone in its room sends nothing: nobody would receive it. Nothing
+ * is sent once the window has closed, even in the turn that closes it, so
+ * that every latency is a signal sent inside it. */
 static void fill(struct worker *w, struct member *m)
 {
     if (!w->o->saturate || w->phase != P_LOAD || !w->load_begun || m->state != M_JOINED ||
-        w->rooms[m->room].live < 2)
+        w->rooms[m->room].live < 2 || now_ns() >= w->load_end)
         return;
     while (m->seq - m->acked < w->o->window)
         send_signal(w, m);
@@ -158,9 +158,13 @@ static void on_bench(struct worker *w, struct member *m, const struct pkt *k, in
         return;
     }
     w->res.delivered++;
+    w->last_delivery_ns = now;
     if (now >= w->load_start && now < w->load_end)
         w->res.delivered_window++;
-    hist_add(&w->res.latency, now > (int64_t)k->t ? (uint64_t)(now - (int64_t)k->t) : 0);
+    /* Only the signals sent inside the window are timed: the open loop,
+     * when it runs late, sends the last ones due inside it just after. */
+    if ((int64_t)k->t >= w->load_start && (int64_t)k->t < w->load_end)
+        hist_add(&w->res.latency, now > (int64_t)k->t ? (uint64_t)(now - (int64_t)k->t) : 0);
     uint32_t *hi = &rm->hi[(size_t)m->index * rm->size + k->s];
     if (k->q <= *hi) {
         w->res.reordered++;
@@ -264,16 +268,22 @@ static void open_loop(struct worker *w, int64_t now)
     }
 }
 
-/* Closed loop: restarts every sender whose window has not moved for
- * STALL_NS; looked for once per tick. */
+/* Closed loop: restarts every sender whose window has not moved for the
+ * drain's bound; looked for once per tick. A slow node only delays a
+ * window: giving it up sooner would send more than the window into a node
+ * that is already behind, and turn the closed loop into an open one. A
+ * window that stands still that long is waiting for signals that would
+ * count as lost after the drain anyway (or, say, that the rate limit
+ * refused), and the sender must not stall for the rest of the run. */
 static void unstall(struct worker *w, int64_t now)
 {
     if (now - w->stall_check_ns < TICK_MS * 1000000LL)
         return;
     w->stall_check_ns = now;
+    int64_t bound = (int64_t)(w->o->drain_s * 1e9);
     for (size_t i = 0; i < w->nmembers; i++) {
         struct member *m = &w->members[i];
-        if (m->state == M_JOINED && m->seq != m->acked && now - m->moved_ns >= STALL_NS) {
+        if (m->state == M_JOINED && m->seq != m->acked && now - m->moved_ns >= bound) {
             m->acked = m->seq;
             m->moved_ns = now;
             fill(w, m);
@@ -281,18 +291,28 @@ static void unstall(struct worker *w, int64_t now)
     }
 }
 
-/* Sends the result to the parent and ends the run. */
-static void finish(struct worker *w)
+/* Returns since when the drain has seen no bench signal arrive: the last
+ * one, or the window's end if that is later. */
+static int64_t quiet_since(const struct worker *w)
+{
+    return w->last_delivery_ns > w->load_end ? w->last_delivery_ns : w->load_end;
+}
+
+/* Sends the result, with how the drain ended (why) at now, to the parent
+ * and ends the run. */
+static void finish(struct worker *w, enum drain_end why, int64_t now)
 {
     if (w->first_error[0])
         fprintf(stderr, "signal-bench: worker %u: the first error: %s\n", w->index, w->first_error);
+    w->res.drain_s = (double)(now - w->load_end) / 1e9;
+    w->res.drain_end = why;
     w->phase = P_DONE;
     write_full(w->report_fd, &w->res, sizeof(w->res));
 }
 
 /* The load and drain phases' turn: starts the load at its time, sends what
- * is due, ends the window, and finishes once every signal has arrived or
- * the drain time is over. */
+ * is due, ends the window, then reads on without sending until every
+ * signal has arrived, none has for QUIET_NS, or the drain's bound is over. */
 static void load_tick(struct worker *w, int64_t now)
 {
     if (w->phase == P_LOAD && now >= w->load_start) {
@@ -310,12 +330,20 @@ static void load_tick(struct worker *w, int64_t now)
             open_loop(w, now);
         if (now >= w->load_end) {
             w->res.load_cpu_s = cpu_s() - w->cpu_at_start;
+            w->res.in_flight_at_end =
+                w->res.expected > w->res.delivered ? w->res.expected - w->res.delivered : 0;
             w->phase = P_DRAIN;
             w->drain_end = w->load_end + (int64_t)(w->o->drain_s * 1e9);
         }
     }
-    if (w->phase == P_DRAIN && (w->res.delivered >= w->res.expected || now >= w->drain_end))
-        finish(w);
+    if (w->phase != P_DRAIN)
+        return;
+    if (w->res.delivered >= w->res.expected)
+        finish(w, DRAIN_COMPLETE, now);
+    else if (now - quiet_since(w) >= QUIET_NS)
+        finish(w, DRAIN_QUIET, now);
+    else if (now >= w->drain_end)
+        finish(w, DRAIN_BOUND, now);
 }
 
 /* Reads a command from the parent: a start time for the next phase, or 0
@@ -352,6 +380,8 @@ static int next_timeout(const struct worker *w, int64_t now)
         next = w->load_end;
     if (w->phase == P_DRAIN && w->drain_end < next)
         next = w->drain_end;
+    if (w->phase == P_DRAIN && quiet_since(w) + QUIET_NS < next)
+        next = quiet_since(w) + QUIET_NS;
     return next <= now ? 0 : (int)((next - now + 999999) / 1000000);
 }
 

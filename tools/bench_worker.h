@@ -57,6 +57,7 @@ struct worker {
     int64_t connect_done_ns;
     char first_failure[200], first_error[200];
     int64_t load_start, load_end, drain_end;
+    int64_t last_delivery_ns; /* when the last bench signal arrived */
     bool load_begun;
     double cpu_at_start;
     int64_t stall_check_ns; /* closed loop: when stalled senders were last looked for */

@@ -220,6 +220,9 @@ struct summary {
     double lat_ms[5]; /* p50, p90, p99, p99.9, max */
 };
 
+/* How each drain_end reads in the report. */
+static const char *const drain_end_name[] = {"complete", "quiet", "bound"};
+
 /* Prints the report as one JSON object. */
 static void print_json(const struct bench_opts *o, const struct bench_result *r,
                        const struct summary *s)
@@ -235,6 +238,8 @@ static void print_json(const struct bench_opts *o, const struct bench_result *r,
     printf("\"duration_s\":%.3f,\"sent\":%" PRIu64 ",\"unsent\":%" PRIu64 ",\"expected\":%" PRIu64
            ",\"delivered\":%" PRIu64 ",\"deliveries_per_s\":%.1f,",
            o->duration_s, r->sent, r->unsent, r->expected, r->delivered, s->deliveries_per_s);
+    printf("\"in_flight_at_end\":%" PRIu64 ",\"drain_s\":%.3f,\"drain_end\":\"%s\",",
+           r->in_flight_at_end, r->drain_s, drain_end_name[r->drain_end]);
     printf("\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},",
            s->lat_ms[0], s->lat_ms[1], s->lat_ms[2], s->lat_ms[3], s->lat_ms[4]);
     printf("\"lost\":%" PRIu64 ",\"reordered\":%" PRIu64 ",\"errors\":%" PRIu64
@@ -261,6 +266,15 @@ static void print_table(const struct bench_opts *o, const struct bench_result *r
            r->unsent);
     printf("delivered      %" PRIu64 " of %" PRIu64 " expected\n", r->delivered, r->expected);
     printf("deliveries/s   %.1f\n", s->deliveries_per_s);
+    char why[64];
+    if (r->drain_end == DRAIN_COMPLETE)
+        snprintf(why, sizeof(why), "every signal arrived");
+    else if (r->drain_end == DRAIN_QUIET)
+        snprintf(why, sizeof(why), "none arrived for %d s", DRAIN_QUIET_S);
+    else
+        snprintf(why, sizeof(why), "the --drain bound, %g s", o->drain_s);
+    printf("drain          %.3f s (%s); %" PRIu64 " in flight when the window closed\n", r->drain_s,
+           why, r->in_flight_at_end);
     printf("latency ms     p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n", s->lat_ms[0],
            s->lat_ms[1], s->lat_ms[2], s->lat_ms[3], s->lat_ms[4]);
     printf("lost           %" PRIu64 "\n", s->lost);

@@ -5,11 +5,13 @@ figure is timed. Also its usage: --help, exit codes 2 and 1."""
 
 import json
 import os
+import re
+import signal
 import subprocess
 
 import pytest
 
-from harness import HOST, NODE_BIN, ROOT, SECRET, free_port, node_base_env, start_cluster
+from harness import HOST, NODE_BIN, ROOT, SECRET, c_only, free_port, node_base_env, poll, start_cluster
 
 BENCH_BIN = os.environ.get("SIGNAL_BENCH_BIN") or next(
     (p for p in (os.path.join(os.path.dirname(NODE_BIN), "signal-bench"), os.path.join(ROOT, "build", "bin", "signal-bench"))
@@ -19,30 +21,49 @@ BENCH_BIN = os.environ.get("SIGNAL_BENCH_BIN") or next(
 FAST = {"SIGNAL_RATE_PER_S": "100000", "SIGNAL_RATE_BURST": "100000"}
 
 KEYS = {"connections", "connect_s", "deliveries_per_s", "latency_ms", "lost", "reordered", "errors",
-        "sent", "delivered", "expected", "duration_s", "workers"}
+        "sent", "delivered", "expected", "duration_s", "workers", "in_flight_at_end", "drain_s", "drain_end"}
 LATENCY_KEYS = {"p50", "p90", "p99", "p999", "max"}
 
 
-def run_bench(*args, timeout=120):
-    """Runs signal-bench with args; returns (exit code, stdout, stderr)."""
+def start_bench(*args):
+    """Starts signal-bench with args, its output piped."""
     if not os.access(BENCH_BIN, os.X_OK):
         pytest.fail(f"{BENCH_BIN} is missing: build it first (or set SIGNAL_BENCH_BIN)")
-    p = subprocess.run([BENCH_BIN, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=timeout, env=node_base_env())
-    out, err = p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+    return subprocess.Popen([BENCH_BIN, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=node_base_env())
+
+
+def end_bench(p, timeout=120):
+    """Waits for the bench p; returns (exit code, stdout, stderr)."""
+    try:
+        out, err = p.communicate(timeout=timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    out, err = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
     for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
         assert marker not in err, f"sanitizer report from signal-bench:\n{err}"
     return p.returncode, out, err
 
 
-def bench_json(*args):
-    """A run that must complete: its JSON report."""
-    rc, out, err = run_bench("--secret", SECRET, "--json", *args)
+def run_bench(*args, timeout=120):
+    """Runs signal-bench with args; returns (exit code, stdout, stderr)."""
+    return end_bench(start_bench(*args), timeout)
+
+
+def parse_report(rc, out, err):
+    """The JSON report of a run that must complete."""
     assert rc == 0, f"signal-bench exited with {rc}\nstdout: {out}\nstderr: {err}"
     report = json.loads(out)
     assert KEYS <= set(report), f"missing keys {KEYS - set(report)} in {report}"
     assert LATENCY_KEYS <= set(report["latency_ms"]), report
     return report
+
+
+def bench_json(*args):
+    """A run that must complete: its JSON report."""
+    return parse_report(*run_bench("--secret", SECRET, "--json", *args))
 
 
 def assert_clean(report, connections):
@@ -53,6 +74,7 @@ def assert_clean(report, connections):
     assert report["reordered"] == 0, report
     assert report["sent"] > 0 and report["delivered"] == report["expected"] > 0, report
     assert report["deliveries_per_s"] > 0, report
+    assert report["drain_end"] == "complete" and report["drain_s"] >= 0, report
     lat = report["latency_ms"]
     assert 0 <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"], lat
 
@@ -77,6 +99,38 @@ def test_saturate_one_node(nodes):
                         "--window", "4", "--duration", "1")
     assert_clean(report, 20)
     assert report["mode"] == "saturate" and report["window"] == 4, report
+
+
+def messages_received(node):
+    """The node's signal_messages_received_total."""
+    text = node.http("GET", "/metrics").text
+    return float(re.search(r"^signal_messages_received_total (\S+)$", text, re.M).group(1))
+
+
+@c_only
+def test_saturate_node_stopped_mid_load(nodes):
+    """A node stopped (SIGSTOP) in the middle of the load, for seconds: the closed loop waits with
+    no more than its windows in flight, the drain ends once nothing has arrived for a while (well
+    before --drain), and what was in flight is lost."""
+    node = nodes.start(FAST)
+    bench = start_bench("--secret", SECRET, "--json", "--url", url(node), "--connections", "20",
+                        "--room-size", "4", "--saturate", "--window", "4", "--duration", "4",
+                        "--drain", "60")
+    try:
+        # The bench sends nothing but its signals: the first one received starts the load.
+        poll(lambda: messages_received(node), until=lambda n: n > 0, timeout=30, what="the load")
+        os.kill(node.proc.pid, signal.SIGSTOP)
+        report = parse_report(*end_bench(bench))
+    finally:
+        os.kill(node.proc.pid, signal.SIGCONT)
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    assert report["connections"] == 20 and report["errors"] == 0, report
+    # Each sender: at most its window of 4, each due to 3 others.
+    assert 0 < report["in_flight_at_end"] <= 20 * 4 * 3, report
+    assert report["drain_end"] == "quiet" and report["drain_s"] < 60, report
+    assert report["lost"] == report["in_flight_at_end"], report
 
 
 @pytest.mark.cluster
