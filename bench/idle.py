@@ -19,27 +19,10 @@ import os
 import resource
 import selectors
 import signal
-import socket
-import subprocess
-import sys
 import time
-import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-from harness import free_port, make_jwt  # noqa: E402
-from wsclient import Timeout, WSClient, WSClosed  # noqa: E402
-
-SECRET = "bench-secret"
-
-
-def proc_stat(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])
-    with open(f"/proc/{pid}/statm") as f:
-        rss_pages = int(f.read().split()[1])
-    return ticks, rss_pages * os.sysconf("SC_PAGE_SIZE")
+from benchlib import DEFAULT_BIN, cpu_ticks, join, rss_bytes, start_node
+from wsclient import Timeout, WSClosed
 
 
 class Pump:
@@ -71,38 +54,22 @@ class Pump:
 
 
 def run(binary, count, ping_s, seconds):
-    port = free_port()
-    env = dict(os.environ, SIGNAL_LISTEN=f"127.0.0.1:{port}", SIGNAL_JWT_SECRET=SECRET, SIGNAL_DRAIN_S="0",
-               SIGNAL_DRAIN_CLOSE_S="0", SIGNAL_LOG_LEVEL="warn", SIGNAL_PING_S=str(ping_s))
-    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(SIGNAL_DRAIN_S="0", SIGNAL_DRAIN_CLOSE_S="0", SIGNAL_LOG_LEVEL="warn", SIGNAL_PING_S=str(ping_s))
+    proc, port = start_node(binary, env)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("node did not start")
-                time.sleep(0.01)
-        _, rss0 = proc_stat(proc.pid)
-        exp = int(time.time()) + 3600
+        rss0 = rss_bytes(proc.pid)
         clients = []
         pump = Pump()
         for i in range(count):
-            room = str(uuid.UUID(int=i // 2))
-            tok = make_jwt({"sub": f"c{i}", "name": f"c{i}", "rooms": [room], "exp": exp}, key=SECRET)
-            c = WSClient.connect("127.0.0.1", port, f"/api/chat/realtime/{room}?tk={tok}", timeout=30)
-            c.recv_json(30)
-            clients.append(c)
-            pump.add(c)
+            clients.append(join(port, i))
+            pump.add(clients[-1])
             if i % 100 == 99:  # the first clients are pinged while the last connect
                 pump.run(0)
         pump.run(ping_s)  # settle: the joins' work is done, the pings have started
-        t0, _ = proc_stat(proc.pid)
+        t0 = cpu_ticks(proc.pid)
         w0 = time.monotonic()
         pump.run(seconds)
-        t1, rss = proc_stat(proc.pid)
+        t1, rss = cpu_ticks(proc.pid), rss_bytes(proc.pid)
         wall = time.monotonic() - w0
         cpu = (t1 - t0) / os.sysconf("SC_CLK_TCK") / wall
         pings = sum(c.pings for c in clients)
@@ -110,7 +77,7 @@ def run(binary, count, ping_s, seconds):
             c.abort()
         # The node gives memory back at its next trim check (every 10 s).
         time.sleep(float(os.environ.get("IDLE_AFTER_S", "12")))
-        _, rss_after = proc_stat(proc.pid)
+        rss_after = rss_bytes(proc.pid)
         return cpu, rss, rss0, rss_after, pings, pump.dropped
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -119,7 +86,7 @@ def run(binary, count, ping_s, seconds):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin", "signal-node"))
+    ap.add_argument("--bin", default=DEFAULT_BIN)
     ap.add_argument("--clients", default="5000,10000,18000")
     ap.add_argument("--ping-s", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=20)

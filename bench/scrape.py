@@ -18,58 +18,27 @@ import os
 import resource
 import selectors
 import signal
-import socket
-import subprocess
-import sys
 import time
-import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-from harness import free_port, make_jwt  # noqa: E402
-from wsclient import WSClient, WSClosed, http_request  # noqa: E402
-
-SECRET = "bench-secret"
-
-
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
+from benchlib import DEFAULT_BIN, cpu_ticks, free_port, join, start_node
+from wsclient import WSClosed, http_request
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin", "signal-node"))
+    ap.add_argument("--bin", default=DEFAULT_BIN)
     ap.add_argument("--clients", type=int, default=10000)
     ap.add_argument("--scrapes", type=int, default=500)
     ap.add_argument("--drain-close-s", type=int, default=5)
     a = ap.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    port, admin = free_port(), free_port()
-    env = dict(os.environ, SIGNAL_LISTEN=f"127.0.0.1:{port}", SIGNAL_ADMIN_LISTEN=f"127.0.0.1:{admin}",
-               SIGNAL_JWT_SECRET=SECRET, SIGNAL_DRAIN_S="0", SIGNAL_DRAIN_CLOSE_S=str(a.drain_close_s),
-               SIGNAL_LOG_LEVEL="warn")
-    proc = subprocess.Popen([a.bin], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise SystemExit("node did not start")
-            time.sleep(0.01)
-    clients = []
-    exp = int(time.time()) + 3600
+    admin = free_port()
+    proc, port = start_node(a.bin, dict(SIGNAL_ADMIN_LISTEN=f"127.0.0.1:{admin}", SIGNAL_DRAIN_S="0",
+                                        SIGNAL_DRAIN_CLOSE_S=str(a.drain_close_s),
+                                        SIGNAL_LOG_LEVEL="warn"))
     t0 = time.monotonic()
-    for i in range(a.clients):
-        room = str(uuid.UUID(int=i // 2))
-        tok = make_jwt({"sub": f"c{i}", "name": f"c{i}", "rooms": [room], "exp": exp}, key=SECRET)
-        c = WSClient.connect("127.0.0.1", port, f"/api/chat/realtime/{room}?tk={tok}", timeout=30)
-        c.recv_json(30)  # the welcome
-        clients.append(c)
+    clients = [join(port, i) for i in range(a.clients)]
     print(f"{a.clients} clients connected in {time.monotonic() - t0:.1f} s")
 
     size = len(http_request("127.0.0.1", admin, "GET", "/metrics", timeout=10).body)
