@@ -21,18 +21,6 @@
 #define SIGNAL_VERSION "unknown"
 #endif
 
-static const int close_codes[] = {STATS_CLOSE_CODES};
-_Static_assert(sizeof(close_codes) / sizeof(close_codes[0]) + 1 == N_CLOSE_CODES,
-               "N_CLOSE_CODES counts STATS_CLOSE_CODES and other");
-
-size_t stats_close_index(int code)
-{
-    for (size_t i = 0; i < N_CLOSE_CODES - 1; i++)
-        if (close_codes[i] == code)
-            return i;
-    return N_CLOSE_CODES - 1;
-}
-
 bool admin_is_path(const char *path)
 {
     return !strcmp(path, "/healthz") || !strcmp(path, "/readyz") || !strcmp(path, "/metrics");
@@ -78,7 +66,7 @@ static void connections(struct buf *p, struct node *n)
     const char *values[N_CLOSE_CODES];
     for (size_t i = 0; i < N_CLOSE_CODES; i++) {
         if (i < N_CLOSE_CODES - 1)
-            snprintf(codes[i], sizeof(codes[i]), "%d", close_codes[i]);
+            snprintf(codes[i], sizeof(codes[i]), "%d", stats_close_code(i));
         else
             snprintf(codes[i], sizeof(codes[i]), "other");
         values[i] = codes[i];
@@ -118,10 +106,8 @@ static void traffic(struct buf *p, struct node *n)
                 (double)s->frames_out);
     prom_single(p, "signal_sent_bytes_total", "counter", "Bytes of frames written to clients.",
                 (double)s->bytes_out);
-    static const char *const errors[N_ERRORS] = {"invalid_json", "invalid_message", "rate_limited",
-                                                 "unknown_target"};
     counter_by(p, "signal_error_packets_total", "Error packets sent to clients, by code.", "code",
-               errors, s->errors_sent, N_ERRORS);
+               stats_error_names, s->errors_sent, N_ERRORS);
     static const char *const drops[N_DROP_REASONS] = {"redis_down", "redis_backlog", "load_backlog",
                                                       "slow_reader"};
     counter_by(p, "signal_signals_dropped_total",

@@ -119,19 +119,9 @@ void conn_send_json(struct conn *c, json_t *j)
     packet_unref(p);
 }
 
-static enum error_kind error_kind(const char *code)
-{
-    static const char *const codes[N_ERRORS] = {"invalid_json", "invalid_message", "rate_limited",
-                                                "unknown_target"};
-    for (size_t i = 0; i < N_ERRORS; i++)
-        if (!strcmp(code, codes[i]))
-            return (enum error_kind)i;
-    return ERR_INVALID_MESSAGE;
-}
-
 void conn_send_error(struct conn *c, const char *code, const char *message)
 {
-    c->node->stats.errors_sent[error_kind(code)]++;
+    c->node->stats.errors_sent[stats_error_kind(code)]++;
     conn_send_json(c, protocol_error(code, message));
 }
 

@@ -63,5 +63,12 @@ struct stats {
 
 /* Index of code in STATS_CLOSE_CODES, or N_CLOSE_CODES - 1 for "other". */
 size_t stats_close_index(int code);
+/* The close code at index i, or 0 for "other". */
+int stats_close_code(size_t i);
+
+/* The error codes as they go on the wire and in the label, by error_kind. */
+extern const char *const stats_error_names[N_ERRORS];
+/* The error_kind of a wire code (an unknown one counts as invalid_message). */
+enum error_kind stats_error_kind(const char *code);
 
 #endif
