@@ -32,7 +32,7 @@ static void on_swept(redisAsyncContext *ac, void *reply_, void *privdata)
     struct channel *s, *tmp;
     HASH_ITER(hh, b->channels, s, tmp)
     {
-        if (s->synced && s->want && (s->unsure || presence_knows_unregistered(b, s, reply))) {
+        if (s->synced && s->want && (s->unsure || presence_knows_unregistered(s, reply))) {
             channel_reset(s); /* load again: the sweep may have decided */
             channel_start_load(s);
         }

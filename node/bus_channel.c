@@ -169,15 +169,12 @@ static void deliver_signal(struct bus_redis *b, struct channel *s, const struct 
     free(to);
 }
 
-static void handle(struct bus_redis *b, struct channel *s, const char *text, size_t len)
+static void handle(struct bus_redis *b, struct channel *s, const struct wire_msg *w)
 {
-    struct wire_msg w;
-    if (!wire_decode(text, len, &w))
-        return;
-    if (w.kind == WIRE_SIGNAL)
-        deliver_signal(b, s, &w);
+    if (w->kind == WIRE_SIGNAL)
+        deliver_signal(b, s, w);
     else
-        presence_event(b, s, &w);
+        presence_event(b, s, w);
 }
 
 /* Until the room's presence is loaded, everything that arrives waits. */
@@ -214,7 +211,7 @@ static void on_message(struct bus_redis *b, const redisReply *channel, const red
     if (!s->synced && s->loading)
         hold(b, s, msg->str, msg->len);
     else if (s->synced || w.kind == WIRE_SIGNAL)
-        handle(b, s, msg->str, msg->len); /* unsynced: no load possible now, late is worse */
+        handle(b, s, &w); /* unsynced: no load possible now, late is worse */
     /* else a presence event before the load is sent: the load will hold it */
 }
 
@@ -234,7 +231,9 @@ static void replay_backlog(struct bus_redis *b, struct channel *s)
     s->backlog_bytes = 0;
     while (e) {
         struct held_msg *next = e->next;
-        handle(b, s, e->text, e->len);
+        struct wire_msg w; /* it decoded when it arrived; its copy decodes again */
+        if (wire_decode(e->text, e->len, &w))
+            handle(b, s, &w);
         free(e);
         e = next;
     }

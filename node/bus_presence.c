@@ -344,10 +344,8 @@ static bool owner_in(const redisReply *instances, const char *key)
     return colon && in_list(instances, key, (size_t)(colon - key));
 }
 
-bool presence_knows_unregistered(const struct bus_redis *b, const struct channel *s,
-                                 const redisReply *registered)
+bool presence_knows_unregistered(const struct channel *s, const redisReply *registered)
 {
-    (void)b;
     for (const struct remote_entry *e = s->others; e; e = e->hh.next)
         if (!owner_in(registered, e->key))
             return true;

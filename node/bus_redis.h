@@ -132,8 +132,7 @@ void presence_event(struct bus_redis *b, struct channel *s, const struct wire_ms
 bool presence_reconcile(struct bus_redis *b, struct channel *s, const redisReply *entries,
                         const redisReply *registered);
 /* Whether the room knows connections of instances not in registered. */
-bool presence_knows_unregistered(const struct bus_redis *b, const struct channel *s,
-                                 const redisReply *registered);
+bool presence_knows_unregistered(const struct channel *s, const redisReply *registered);
 /* Forgets the room's records (it has no local member left). */
 void presence_clear(struct channel *s);
 /* Writes the heartbeat, every local connection and every pending leave in

@@ -15,6 +15,20 @@
 
 static const char forbidden[] = "Forbidden: Not a member of this chat room";
 
+/* m to room r's local members: all of them, or the account m is for, but
+ * never the connection that sent it. */
+static void deliver(struct node *n, struct room *r, const struct bus_msg *m)
+{
+    bool from_here = strcmp(m->origin, n->instance) == 0;
+    for (struct conn *c = r->members; c; c = c->room_next) {
+        if (from_here && c->id == m->origin_conn)
+            continue;
+        if (m->to && strcmp(c->ident.account_id, m->to) != 0)
+            continue;
+        conn_send(c, m->packet);
+    }
+}
+
 static void publish(struct conn *origin, struct room *r, const char *to, json_t *packet)
 {
     struct node *n = origin->node;
@@ -23,7 +37,7 @@ static void publish(struct conn *origin, struct room *r, const char *to, json_t 
     if (!p)
         return;
     struct bus_msg m = {r->id, n->instance, origin->id, to, p};
-    relay_deliver(n, &m);
+    deliver(n, r, &m);
     if (bus_publish(n->bus, &m) < 0)
         log_debug("publish_skipped", "room %s: not published to the other nodes", r->id);
     packet_unref(p);
@@ -259,14 +273,6 @@ void relay_deliver(void *node, const struct bus_msg *m)
 {
     struct node *n = node;
     struct room *r = room_find(n->rooms, m->room);
-    if (!r)
-        return;
-    bool from_here = strcmp(m->origin, n->instance) == 0;
-    for (struct conn *c = r->members; c; c = c->room_next) {
-        if (from_here && c->id == m->origin_conn)
-            continue;
-        if (m->to && strcmp(c->ident.account_id, m->to) != 0)
-            continue;
-        conn_send(c, m->packet);
-    }
+    if (r)
+        deliver(n, r, m);
 }
