@@ -11,7 +11,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "buf.h"
 #include "iso8601.h"
+#include "json_scan.h"
 
 #define PROTOCOL_GUID_LEN 36
 #define PROTOCOL_MAX_TYPE_LEN 64
@@ -31,12 +33,47 @@ struct signal_in {
     const char *to;   /* NULL when absent or null */
 };
 
-enum protocol_error { PROTOCOL_OK, PROTOCOL_INVALID_JSON, PROTOCOL_INVALID_MESSAGE };
+enum protocol_error {
+    PROTOCOL_OK,
+    PROTOCOL_INVALID_JSON,
+    PROTOCOL_INVALID_MESSAGE,
+    /* protocol_scan only: valid JSON in a form it leaves to protocol_parse
+     * (an escape in a key, type or to; a repeated key; many members). */
+    PROTOCOL_NEEDS_TREE,
+};
 
 /* Parses a text message. On error, *why says what is wrong, for the client. */
 enum protocol_error protocol_parse(const char *text, size_t len, struct signal_in *out,
                                    const char **why);
 void signal_in_clear(struct signal_in *s);
+
+/* A client signal as it lies in the client's text: no tree, no copies. */
+struct signal_spans {
+    struct json_span type; /* the string, its quotes included */
+    struct json_span data; /* the data's text; .p is NULL in the flat form */
+    /* The flat form: the object whose members other than type and to are
+     * the data. */
+    const struct json_object_scan *flat;
+    struct json_span to; /* between the quotes; .p is NULL when absent or null */
+};
+
+/* protocol_parse's fast path: the same answers (errors and *why included)
+ * for the texts it handles, PROTOCOL_NEEDS_TREE for the others. *scan holds
+ * what out points into, along with the text. */
+enum protocol_error protocol_scan(const char *text, size_t len, struct json_scan *scan,
+                                  struct signal_spans *out, const char **why);
+
+/* The sender part of every signal a connection sends:
+ * "senderAccountId":ID,"senderInfo":ACCOUNT (no braces), malloc'd, *len
+ * bytes, made once per connection; NULL only when jansson runs out of
+ * memory. */
+char *protocol_sender(const char *account_id, json_t *account, size_t *len);
+
+/* Appends to b the relayed packet of s: what protocol_signal would build,
+ * with the client's own bytes for type, data and to, and sender from
+ * protocol_sender. */
+void protocol_splice(struct buf *b, const struct signal_spans *s, const char *sender,
+                     size_t sender_len);
 const char *protocol_error_code(enum protocol_error e);
 
 /* Builders. Each returns a new reference; borrowed arguments are not stolen. */

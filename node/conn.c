@@ -61,6 +61,7 @@ void conn_free(struct conn *c)
     if (c->timer)
         event_free(c->timer);
     identity_clear(&c->ident);
+    free(c->sender);
     DL_DELETE2(n->conns, c, all_prev, all_next);
     n->n_conns--;
     free(c);

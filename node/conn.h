@@ -43,6 +43,10 @@ struct conn {
     struct room *room; /* set unless PLACE_OUTSIDE */
     enum conn_place place;
     struct identity ident;
+    /* "senderAccountId":..,"senderInfo":.. for the signals it sends, made
+     * at its first (protocol_sender); NULL until then. */
+    char *sender;
+    size_t sender_len;
     char joined_at[PROTOCOL_TIMESTAMP_LEN];
     enum conn_state state;
 

@@ -10,8 +10,7 @@
 
 _Static_assert(PACKET_HEADROOM >= LWS_PRE, "PACKET_HEADROOM must hold LWS_PRE bytes");
 
-/* A packet holding buf (PACKET_HEADROOM + len bytes, now the packet's). */
-static struct packet *packet_wrap(unsigned char *buf, size_t len)
+struct packet *packet_adopt(unsigned char *buf, size_t len)
 {
     struct packet *p = xmalloc(sizeof(*p));
     p->refs = 1;
@@ -24,14 +23,14 @@ struct packet *packet_from_json(const json_t *j)
 {
     size_t len;
     unsigned char *buf = protocol_dump(j, PACKET_HEADROOM, &len);
-    return buf ? packet_wrap(buf, len) : NULL;
+    return buf ? packet_adopt(buf, len) : NULL;
 }
 
 struct packet *packet_from_bytes(const char *text, size_t len)
 {
     unsigned char *buf = xmalloc(PACKET_HEADROOM + len);
     memcpy(buf + PACKET_HEADROOM, text, len);
-    return packet_wrap(buf, len);
+    return packet_adopt(buf, len);
 }
 
 struct packet *packet_ref(struct packet *p)

@@ -21,6 +21,9 @@ struct packet {
 /* A packet of j serialized, with one reference; NULL only when jansson runs
  * out of memory. */
 struct packet *packet_from_json(const json_t *j);
+/* A packet holding buf (malloc'd, PACKET_HEADROOM + len bytes, the text
+ * after the headroom), which becomes the packet's; with one reference. */
+struct packet *packet_adopt(unsigned char *buf, size_t len);
 /* A packet of text[0..len) copied, with one reference. */
 struct packet *packet_from_bytes(const char *text, size_t len);
 /* The frame's text, for lws_write (the headroom before it is free). */

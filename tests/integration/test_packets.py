@@ -180,6 +180,23 @@ def test_client_forms(node, sent, type_, data, with_to):
     marker(b, [a])
 
 
+@pytest.mark.parametrize("data", [
+    '{"n":0.1,"big":12345678901234567890.5,"e":1E+2,"neg":-0.0}',
+    '{ "sdp" : "v=0\\r\\n", "s":"caf\\u00e9\\/" }',
+    '[1, 2.50, true, null]',
+], ids=["numbers", "spacing-and-escapes", "array"])
+def test_data_is_relayed_byte_for_byte(node, data):
+    """The client's own data bytes go out: numbers as written (no 0.1 turned
+    into 0.10000000000000001), its spacing and escapes kept."""
+    room = new_room()
+    a, b = join_room(node, room, 2)
+    a.c.send_text('{"type":"offer","data":' + data + ',"to":"' + b.sub + '"}')
+    _, payload = b.c.recv_message(10)
+    got = payload.decode()
+    assert got.startswith('{"type":"webrtc.signal","data":{"type":"offer","data":' + data + ','), got
+    assert json.loads(got) == packet(a, "offer", json.loads(data), to=b.sub)
+
+
 def test_sender_identity_cannot_be_spoofed(node):
     room = new_room()
     a, b = join_room(node, room, 2)
