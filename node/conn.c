@@ -265,6 +265,47 @@ int conn_on_receive(struct conn *c, const void *in, size_t len, const char **msg
     return 1;
 }
 
+/* At most this much goes out in one write: a few dozen signals. */
+#define BATCH_BYTES 65536
+
+/* Takes the packet at the head of c's queue off it; returns it, with the
+ * queue's reference. */
+static struct packet *dequeue(struct conn *c)
+{
+    struct packet *p = c->queue[c->q_head];
+    c->q_head = (c->q_head + 1) % c->q_cap;
+    c->q_len--;
+    c->queued_bytes -= p->len;
+    c->node->stats.queued_bytes -= p->len;
+    c->node->stats.frames_out++;
+    c->node->stats.bytes_out += p->len;
+    return p;
+}
+
+/* Sends frames from the head of c's queue in one write: as many whole
+ * frames as fit in BATCH_BYTES, copied together, or one larger frame as it
+ * is. The frames carry their headers (packet.h), so lws sends them raw. What
+ * the socket does not take now, lws keeps and sends first. Returns lws_write's
+ * answer. */
+static int write_batch(struct conn *c)
+{
+    static unsigned char batch[BATCH_BYTES]; /* one thread: one batch at a time */
+    struct packet *p = c->queue[c->q_head];
+    if (c->q_len == 1 || packet_frame_len(p) > BATCH_BYTES / 2) {
+        p = dequeue(c);
+        int written = lws_write(c->wsi, packet_frame(p), packet_frame_len(p), LWS_WRITE_RAW);
+        packet_unref(p);
+        return written;
+    }
+    size_t used = 0;
+    while (c->q_len && used + packet_frame_len(p = c->queue[c->q_head]) <= BATCH_BYTES) {
+        memcpy(batch + used, packet_frame(p), packet_frame_len(p));
+        used += packet_frame_len(p);
+        packet_unref(dequeue(c));
+    }
+    return lws_write(c->wsi, batch, used, LWS_WRITE_RAW);
+}
+
 int conn_on_writeable(struct conn *c)
 {
     if (c->ping_pending) {
@@ -281,22 +322,16 @@ int conn_on_writeable(struct conn *c)
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;
     }
-    /* Every queued frame the socket takes now, not one per callback: lws
-     * calls back once per wakeup, and asking again costs a poll change. An
-     * empty queue is WRITEABLE coming unasked: never send an empty frame. */
-    while (c->q_len && !lws_send_pipe_choked(c->wsi)) {
-        struct packet *p = c->queue[c->q_head];
-        c->q_head = (c->q_head + 1) % c->q_cap;
-        c->q_len--;
-        c->queued_bytes -= p->len;
-        c->node->stats.queued_bytes -= p->len;
-        size_t len = p->len;
-        int written = lws_write(c->wsi, packet_text(p), len, LWS_WRITE_TEXT);
-        packet_unref(p);
-        if (written < 0)
+    /* Every queued frame the socket takes now, not one per callback (lws
+     * calls back once per wakeup, and asking again costs a poll change),
+     * and several frames in one send. An empty queue is WRITEABLE coming
+     * unasked: never send an empty frame. */
+    while (c->q_len) {
+        if (write_batch(c) < 0)
             return -1;
-        c->node->stats.frames_out++;
-        c->node->stats.bytes_out += len;
+        /* lws_send_pipe_choked costs a poll(): only between batches. */
+        if (c->q_len && lws_send_pipe_choked(c->wsi))
+            break;
     }
     if (c->q_len || c->state == CONN_CLOSING)
         lws_callback_on_writable(c->wsi);

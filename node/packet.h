@@ -1,19 +1,23 @@
 /* An outgoing WebSocket text frame, serialized once and shared by reference
- * among every recipient's send queue. The bytes start after PACKET_HEADROOM
- * bytes of headroom, where libwebsockets writes the frame header. */
+ * among every recipient's send queue. The text starts after PACKET_HEADROOM
+ * bytes of headroom, and the frame's header (unmasked, as every server frame
+ * is, so the same for every recipient) is written once, right before it:
+ * the frame is ready to go out as it is. */
 #ifndef SIGNAL_PACKET_H
 #define SIGNAL_PACKET_H
 
 #include <jansson.h>
 #include <stddef.h>
 
-/* libwebsockets needs LWS_PRE bytes before what lws_write sends (16 on
- * 64-bit builds); packet.c checks this is enough, so that this header, and
- * everything that includes it, need not include libwebsockets.h. */
+/* Room for the largest frame header (10 bytes), and libwebsockets'
+ * LWS_PRE (16 on 64-bit builds) for a frame it frames itself; packet.c
+ * checks both, so that this header, and everything that includes it, need
+ * not include libwebsockets.h. */
 #define PACKET_HEADROOM 16
 
 struct packet {
     unsigned refs;
+    unsigned char head; /* bytes of frame header before the text */
     size_t len;         /* of the JSON text */
     unsigned char *buf; /* PACKET_HEADROOM + len bytes */
 };
@@ -30,6 +34,15 @@ struct packet *packet_from_bytes(const char *text, size_t len);
 static inline unsigned char *packet_text(struct packet *p)
 {
     return p->buf + PACKET_HEADROOM;
+}
+/* The whole frame, header and text: packet_frame_len(p) bytes. */
+static inline unsigned char *packet_frame(struct packet *p)
+{
+    return p->buf + PACKET_HEADROOM - p->head;
+}
+static inline size_t packet_frame_len(const struct packet *p)
+{
+    return p->head + p->len;
 }
 /* Takes one more reference; returns p. */
 struct packet *packet_ref(struct packet *p);
