@@ -146,6 +146,19 @@ static void cluster(struct buf *p, struct node *n)
                 (double)s->bus_published);
     prom_single(p, "signal_bus_received_total", "counter", "Signals received from other nodes.",
                 (double)s->bus_received);
+    prom_single(p, "signal_bus_unechoed_bytes", "gauge",
+                "Bytes this node published that have not come back through its subscription.",
+                (double)s->bus_unechoed_bytes);
+    prom_single(p, "signal_bus_held_bytes", "gauge",
+                "Bytes of publications waiting for earlier ones to come back through Redis.",
+                (double)s->bus_held_bytes);
+    prom_single(p, "signal_redis_subscriber_buffer_bytes", "gauge",
+                "The largest output buffer of a subscriber in Redis, as last asked while "
+                "publishing.",
+                (double)s->bus_subscriber_buffer_bytes);
+    prom_single(p, "signal_bus_slowdowns_total", "counter",
+                "Times this node stopped reading its clients until Redis caught up with it.",
+                (double)s->bus_slowdowns);
     prom_single(p, "signal_bus_dropped_total", "counter",
                 "Signals the bus lost (redis_down, redis_backlog and load_backlog drops).",
                 (double)(s->dropped[DROP_REDIS_DOWN] + s->dropped[DROP_REDIS_BACKLOG] +

@@ -40,6 +40,11 @@ struct bus_handler {
                     const char *joined_at);
     /* A connection has left the room (unknown keys are ignored). */
     void (*absent)(void *arg, const char *room, const char *key, const char *account_id);
+    /* Backpressure: true when too much of what this node published has not
+     * come back through its own subscription yet (Redis is not keeping up
+     * with it, and would soon cut a subscriber): the node should stop
+     * reading its clients until false follows. */
+    void (*slow)(void *arg, bool slow);
     void *arg;
 };
 

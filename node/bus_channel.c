@@ -16,7 +16,6 @@
 
 #define OPEN_TIMEOUT_MS 3000
 #define MAX_BACKLOG_BYTES (8u << 20) /* per room, while its presence loads */
-
 struct channel *channel_find(struct bus_redis *b, const char *room)
 {
     struct channel *s;
@@ -35,8 +34,13 @@ static void backlog_clear(struct channel *s)
     s->backlog_bytes = 0;
 }
 
+/* ------------------------------------------------------------------------
+ * Channels
+ * ------------------------------------------------------------------------ */
+
 void channel_reset(struct channel *s)
 {
+    flow_forget(s);
     s->synced = false;
     s->unsure = false;
     s->loading = false;
@@ -47,6 +51,7 @@ void channel_reset(struct channel *s)
 void channel_free(struct channel *s)
 {
     HASH_DEL(s->b->channels, s);
+    flow_forget(s);
     backlog_clear(s);
     presence_clear(s);
     event_free(s->open_timer);
@@ -206,6 +211,8 @@ static void on_message(struct bus_redis *b, const redisReply *channel, const red
     /* Our own: delivered or applied when it happened. */
     bool mine =
         w.origin.len == strlen(b->instance) && !memcmp(w.origin.p, b->instance, w.origin.len);
+    if (s && mine)
+        flow_echoed(s, msg->len);
     if (!s || s->state != CHANNEL_SUBSCRIBED || !s->want || mine)
         return;
     if (!s->synced && s->loading)

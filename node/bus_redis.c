@@ -24,6 +24,7 @@ static void on_publisher_state(void *arg, bool up)
     struct channel *s, *tmp;
     if (!up) {
         b->publisher_up_since = 0;
+        flow_publisher_down(b);
         HASH_ITER(hh, b->channels, s, tmp)
         channel_open_now(s);
         return;
@@ -64,15 +65,10 @@ static int rb_publish(struct bus *bus, const struct bus_msg *m)
     buf_append(&cmd, head, hl);
     buf_append(&cmd, packet_text(m->packet), m->packet->len);
     buf_append(&cmd, "\r\n", 2);
-    int rc = redis_formatted(b->publisher, NULL, NULL, cmd.data, cmd.len);
+    int rc = flow_publish(b, m->room, cmd.data, cmd.len, msg_len);
     buf_free(&cmd);
     free(channel);
-    if (rc < 0) {
-        b->stats->dropped[DROP_REDIS_DOWN]++;
-        return -1;
-    }
-    b->stats->bus_published++;
-    return 0;
+    return rc;
 }
 
 static bool rb_room_open(struct bus *bus, const char *room)
@@ -117,6 +113,7 @@ static void rb_stop(struct bus *bus)
 {
     struct bus_redis *b = (struct bus_redis *)bus;
     b->stopping = true;
+    flow_stop(b);
     beat_goodbye(b);
     redis_close(b->publisher);
     redis_close(b->subscriber);
@@ -125,6 +122,8 @@ static void rb_stop(struct bus *bus)
 static void rb_free(struct bus *bus)
 {
     struct bus_redis *b = (struct bus_redis *)bus;
+    b->stopping = true; /* the relay hears no more from the bus */
+    flow_free(b);
     redis_free(b->publisher); /* callbacks still due run now, with no reply */
     redis_free(b->subscriber);
     struct channel *s, *tmp;
@@ -165,6 +164,7 @@ struct bus *bus_redis_new(struct event_base *evb, const struct config *cfg, cons
     b->k_rooms = wire_name(prefix, "rooms:", instance);
     b->k_suspects = wire_name(prefix, "suspects", "");
     b->stats = stats;
+    flow_init(b);
     beat_start(b);
     b->publisher = redis_new(evb, &cfg->redis, "bus", on_publisher_state, b);
     b->subscriber = redis_new(evb, &cfg->redis, "subscriber", channel_on_state, b);

@@ -67,6 +67,7 @@ struct channel {
     bool unsure;            /* kept entries Redis did not confirm: load again */
     struct held_msg *backlog, **backlog_tail;
     size_t backlog_bytes;
+    size_t unechoed; /* bytes this node published here, not yet come back (bus_flow.c) */
     struct event *open_timer;
     struct own_entry *mine;      /* while want */
     struct remote_entry *others; /* while want */
@@ -103,6 +104,14 @@ struct bus_redis {
     long stuck_ms;              /* no answer to a sweep for this long: reconnect */
     bool stopping;
     bool whole_scripts; /* the ACL refuses EVALSHA: scripts are sent with EVAL */
+    /* Flow control (bus_flow.c): publications waiting for earlier ones to
+     * come back, and what came back, to see it stall. */
+    struct held_pub *held, **held_tail;
+    uint64_t echoes, echoes_at_hold;
+    struct event *flow_timer;
+    struct event *poll_timer; /* CLIENT LIST, for the subscribers' buffers */
+    bool poll_in_flight, published_since_poll, no_client_list;
+    bool slow; /* handler.slow(true) was the last said */
 };
 
 /* ---- bus_channel.c ---- */
@@ -119,6 +128,24 @@ void channel_open_now(struct channel *s);
 void channel_start_load(struct channel *s);
 /* The subscribing connection's state changed. */
 void channel_on_state(void *arg, bool up);
+
+/* ---- bus_flow.c ---- */
+void flow_init(struct bus_redis *b);
+/* The node is stopping: what waits goes out now, and the timers stop. */
+void flow_stop(struct bus_redis *b);
+/* Drops what still waits (counted). */
+void flow_free(struct bus_redis *b);
+/* Sends the PUBLISH cmd (RESP, cmd_len bytes) of a msg_len-byte message on
+ * room's channel, or keeps a copy for later, behind what is already out.
+ * Returns -1 when it is dropped (counted). */
+int flow_publish(struct bus_redis *b, const char *room, const char *cmd, size_t cmd_len,
+                 size_t msg_len);
+/* len bytes of this node's came back on s. */
+void flow_echoed(struct channel *s, size_t len);
+/* What is out on s will not come back (unsubscribed, connection lost). */
+void flow_forget(struct channel *s);
+/* The publishing connection is down: what waits is dropped (counted). */
+void flow_publisher_down(struct bus_redis *b);
 
 /* ---- bus_presence.c ---- */
 /* Records and writes a local connection's join; handler.joined follows. */

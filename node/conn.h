@@ -73,6 +73,8 @@ struct conn {
     const char *close_reason;
     int64_t opened_ms; /* monotonic, when established */
 
+    bool held; /* input paused while the bus is slow: on node->held */
+    struct conn *held_prev, *held_next;
     struct conn *room_prev, *room_next;
     struct conn *all_prev, *all_next;
 };

@@ -204,8 +204,8 @@ static void make_instance(struct node *n)
 
 static void setup_bus(struct node *n)
 {
-    const struct bus_handler h = {relay_deliver, relay_room_ready, relay_joined,
-                                  relay_present, relay_absent,     n};
+    const struct bus_handler h = {
+        relay_deliver, relay_room_ready, relay_joined, relay_present, relay_absent, relay_slow, n};
     if (n->cfg.redis_url)
         n->bus = bus_redis_new(n->evb, &n->cfg, n->instance, &n->stats, &h);
     else

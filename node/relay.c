@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "bus.h"
 #include "conn.h"
@@ -31,7 +32,8 @@ static void deliver(struct node *n, struct room *r, const struct bus_msg *m)
     }
 }
 
-/* p to the room's local members and, through the bus, to the other nodes'. */
+/* p to the room's local members and, through the bus, to the other nodes'.
+ * While the bus is slow, the sender is read no more until it catches up. */
 static void publish(struct conn *origin, struct room *r, const char *to, struct packet *p)
 {
     struct node *n = origin->node;
@@ -40,6 +42,31 @@ static void publish(struct conn *origin, struct room *r, const char *to, struct 
     if (bus_publish(n->bus, &m) < 0)
         log_debug("publish_skipped", "room %s: not published to the other nodes", r->id);
     packet_unref(p);
+    if (n->bus_slow && !origin->held) {
+        origin->held = true;
+        conn_pause_input(origin, true);
+        DL_APPEND2(n->held, origin, held_prev, held_next);
+    }
+}
+
+/* Backpressure from the bus: pausing each sender as it sends (publish)
+ * stops the traffic at its source without a pass over every connection. */
+void relay_slow(void *node, bool slow)
+{
+    struct node *n = node;
+    n->bus_slow = slow;
+    if (slow)
+        return;
+    /* Detached first: a connection read again may be held again at once. */
+    struct conn *c = n->held;
+    n->held = NULL;
+    while (c) {
+        struct conn *next = c->held_next;
+        c->held = false;
+        c->held_prev = c->held_next = NULL;
+        conn_pause_input(c, false);
+        c = next;
+    }
 }
 
 /* user-joined / user-left, to every local member of another account. */
@@ -203,6 +230,10 @@ void relay_leave(struct conn *c)
     if (c->check) {
         n->membership->ops->cancel(c->check);
         c->check = NULL;
+    }
+    if (c->held) {
+        DL_DELETE2(n->held, c, held_prev, held_next);
+        c->held = false;
     }
     struct room *r = c->room;
     if (!r)

@@ -22,5 +22,6 @@ bool relay_joined(void *node, const char *room, const char *key);
 void relay_present(void *node, const char *room, const char *key, json_t *account,
                    const char *joined_at);
 void relay_absent(void *node, const char *room, const char *key, const char *account_id);
+void relay_slow(void *node, bool slow);
 
 #endif

@@ -55,10 +55,14 @@ struct stats {
     uint64_t bytes_out;
     uint64_t errors_sent[N_ERRORS];
     uint64_t dropped[N_DROP_REASONS];
-    uint64_t queued_bytes;    /* now, in every send queue */
-    uint64_t bus_published;   /* signals sent to Redis */
-    uint64_t bus_received;    /* signals from other nodes */
-    struct histogram bus_lag; /* sender's stamp to delivery here, seconds */
+    uint64_t queued_bytes;                /* now, in every send queue */
+    uint64_t bus_published;               /* signals sent to Redis */
+    uint64_t bus_received;                /* signals from other nodes */
+    uint64_t bus_unechoed_bytes;          /* now: published, not yet come back (bus_flow.c) */
+    uint64_t bus_held_bytes;              /* now: waiting to be published (bus_flow.c) */
+    uint64_t bus_subscriber_buffer_bytes; /* the largest Redis reported, last asked */
+    uint64_t bus_slowdowns;               /* times the relay was asked to stop reading clients */
+    struct histogram bus_lag;             /* sender's stamp to delivery here, seconds */
 };
 
 /* Index of code in STATS_CLOSE_CODES, or N_CLOSE_CODES - 1 for "other". */
