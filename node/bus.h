@@ -66,6 +66,11 @@ struct bus_ops {
     /* NULL when the bus carries signals to the other nodes, else why not:
      * the readiness answer. */
     const char *(*not_ready)(struct bus *b);
+    /* Reads what the other nodes sent, now: the relay calls it between
+     * client messages, since a saturated node has thousands of clients to
+     * read before its loop would look at Redis again, and Redis cuts a
+     * subscriber that falls too far behind. */
+    void (*poll)(struct bus *b);
     /* The node is stopping: say goodbye and close, without waiting. */
     void (*stop)(struct bus *b);
     void (*free)(struct bus *b);
@@ -101,6 +106,10 @@ static inline void bus_leave(struct bus *b, const char *room, const char *key,
 static inline const char *bus_not_ready(struct bus *b)
 {
     return b->ops->not_ready(b);
+}
+static inline void bus_poll(struct bus *b)
+{
+    b->ops->poll(b);
 }
 static inline void bus_stop(struct bus *b)
 {

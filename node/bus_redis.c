@@ -109,6 +109,11 @@ static const char *rb_not_ready(struct bus *bus)
     return NULL;
 }
 
+static void rb_poll(struct bus *bus)
+{
+    redis_read_now(((struct bus_redis *)bus)->subscriber);
+}
+
 static void rb_stop(struct bus *bus)
 {
     struct bus_redis *b = (struct bus_redis *)bus;
@@ -144,8 +149,9 @@ static void rb_free(struct bus *bus)
     free(b);
 }
 
-static const struct bus_ops redis_ops = {rb_publish, rb_room_open, rb_room_close, rb_join,
-                                         rb_leave,   rb_not_ready, rb_stop,       rb_free};
+static const struct bus_ops redis_ops = {rb_publish, rb_room_open, rb_room_close,
+                                         rb_join,    rb_leave,     rb_not_ready,
+                                         rb_poll,    rb_stop,      rb_free};
 
 struct bus *bus_redis_new(struct event_base *evb, const struct config *cfg, const char *instance,
                           struct stats *stats, const struct bus_handler *h)

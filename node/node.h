@@ -36,9 +36,10 @@ struct node {
     unsigned long n_open;  /* established and not yet closed */
     uint64_t next_conn_id;
     bool draining;
-    bool bus_slow;     /* the bus asked to stop reading clients (bus_handler.slow) */
-    struct conn *held; /* members whose input is paused for it, via conn->held_next */
-    bool closing_all;  /* the drain is over: every connection gets 1001 */
+    bool bus_slow;                /* the bus asked to stop reading clients (bus_handler.slow) */
+    unsigned messages_since_poll; /* client messages since the last bus_poll */
+    struct conn *held;            /* members whose input is paused for it, via conn->held_next */
+    bool closing_all;             /* the drain is over: every connection gets 1001 */
     struct event *sig_term, *sig_int, *drain_timer, *trim_timer;
     unsigned long trim_high; /* most connections open since the last trim */
     /* The close window: close_total connections to close by close_end_ms. */

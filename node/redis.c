@@ -183,7 +183,9 @@ void redis_drop(struct redis *r, const char *why)
  * drains the socket (up to MAX_READS_PER_WAKEUP), and Redis's events have
  * the loop's first priority (main.c sets up two), so that when the node is
  * saturated it reads Redis before its clients and Redis never has to cut
- * it off. */
+ * it off. Priorities only order what one wakeup found, though, and a
+ * saturated node finds thousands of clients at once: redis_read_now lets
+ * it read Redis between them too. */
 struct loop_events {
     redisAsyncContext *ac;
     struct redis *r;
@@ -203,6 +205,13 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         if (r->ac != ac || ioctl(fd, FIONREAD, &queued) != 0 || queued <= 0)
             return;
     }
+}
+
+void redis_read_now(struct redis *r)
+{
+    int queued = 0;
+    if (r->connected && r->ac && ioctl(r->ac->c.fd, FIONREAD, &queued) == 0 && queued > 0)
+        on_readable(r->ac->c.fd, EV_READ, r->ac->ev.data);
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)

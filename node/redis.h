@@ -33,6 +33,8 @@ int redis_command(struct redis *r, redisCallbackFn *fn, void *privdata, const ch
 /* The same with a command already in Redis protocol (RESP) form. */
 int redis_formatted(struct redis *r, redisCallbackFn *fn, void *privdata, const char *cmd,
                     size_t len);
+/* Reads what has arrived, now, as if the loop had woken for it. */
+void redis_read_now(struct redis *r);
 /* Bytes written to the connection but not yet sent to Redis. */
 size_t redis_unsent_bytes(const struct redis *r);
 /* Stops reconnecting and closes once the replies still due have arrived (at

@@ -15,6 +15,10 @@
 #include "xalloc.h"
 
 #define MAX_LIMITED_IN_A_ROW 1000 /* then the sender is closed with 1008 */
+/* Client messages between two looks at the other nodes' (bus_poll): one
+ * ioctl per this many keeps a saturated node's subscriber buffer in Redis
+ * small. */
+#define POLL_EVERY 32
 
 static const char forbidden[] = "Forbidden: Not a member of this chat room";
 
@@ -346,6 +350,10 @@ void relay_message(struct conn *c, const char *text, size_t len, bool binary)
     }
     if (!relay_scanned(c, text, len))
         relay_parsed(c, text, len);
+    if (++c->node->messages_since_poll == POLL_EVERY) {
+        c->node->messages_since_poll = 0;
+        bus_poll(c->node->bus);
+    }
 }
 
 void relay_deliver(void *node, const struct bus_msg *m)
