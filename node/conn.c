@@ -248,6 +248,14 @@ int conn_on_receive(struct conn *c, const void *in, size_t len, const char **msg
     /* The frame header announces the rest: refuse a too-big message at its
      * first bytes rather than after reading all of it. */
     size_t announced = lws_remaining_packet_payload(c->wsi);
+    if (!c->rx_len && !announced && len && lws_is_final_fragment(c->wsi) &&
+        len <= (size_t)c->node->cfg.max_message_bytes) {
+        /* A whole message in one piece, the usual case: no copy. */
+        *binary = lws_frame_is_binary(c->wsi);
+        *msg = in;
+        *msg_len = len;
+        return 1;
+    }
     if (c->rx_len + len + announced > (size_t)c->node->cfg.max_message_bytes ||
         rx_append(c, in, len) < 0) {
         static const char reason[] = "Message too big";
@@ -263,6 +271,16 @@ int conn_on_receive(struct conn *c, const void *in, size_t len, const char **msg
     *msg_len = c->rx_len;
     c->rx_len = 0;
     return 1;
+}
+
+void conn_rx_done(struct conn *c)
+{
+    /* Not kept for the next message: most connections send a few signals
+     * while a call sets up and then nothing for an hour, and an offer's SDP
+     * would keep several KiB per connection. */
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_cap = 0;
 }
 
 /* At most this much goes out in one write: a few dozen signals. */

@@ -106,9 +106,12 @@ bool conn_peer_gone(struct conn *c);
  * into its room, 1 when it is being closed (the drain is over). */
 int conn_on_established(struct conn *c, struct lws *wsi);
 /* Returns 1 with *msg, *len and *binary set when a whole message has
- * arrived (valid until the next call), 0 when more is to come. */
+ * arrived (valid until conn_rx_done, which must follow), 0 when more is to
+ * come. */
 int conn_on_receive(struct conn *c, const void *in, size_t in_len, const char **msg, size_t *len,
                     bool *binary);
+/* The message conn_on_receive returned has been handled: frees what held it. */
+void conn_rx_done(struct conn *c);
 int conn_on_writeable(struct conn *c);
 /* A pong arrived. */
 void conn_on_pong(struct conn *c);

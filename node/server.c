@@ -151,8 +151,10 @@ static int on_receive(struct conn *c, const void *in, size_t len)
     size_t msg_len;
     bool binary;
     int rc = conn_on_receive(c, in, len, &msg, &msg_len, &binary);
-    if (rc > 0)
+    if (rc > 0) {
         relay_message(c, msg, msg_len, binary);
+        conn_rx_done(c);
+    }
     return rc < 0 ? -1 : 0;
 }
 
