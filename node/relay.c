@@ -219,6 +219,10 @@ int relay_admit(struct conn *c)
 {
     struct membership *m = c->node->membership;
     enum membership_answer a = m->ops->ask(m, &c->ident, c->room_id, on_membership, c, &c->check);
+    /* The rooms claim has answered (membership token asks at once): a
+     * token can list many rooms, and a connection lives long. */
+    json_decref(c->ident.rooms);
+    c->ident.rooms = NULL;
     if (a == MEMBERSHIP_PENDING) {
         /* Nothing is read from a client before it is a member. */
         conn_pause_input(c, true);
