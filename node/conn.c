@@ -18,7 +18,9 @@ struct conn *conn_new(struct node *n, struct identity *ident, const char *room_i
     struct conn *c = xcalloc(1, sizeof(*c));
     c->node = n;
     c->id = ++n->next_conn_id;
-    snprintf(c->key, sizeof(c->key), "%s:%llu", n->instance, (unsigned long long)c->id);
+    char key[sizeof(n->instance) + 24];
+    snprintf(key, sizeof(key), "%s:%llu", n->instance, (unsigned long long)c->id);
+    c->key = xstrdup(key);
     snprintf(c->room_id, sizeof(c->room_id), "%s", room_id);
     c->ident = *ident;
     memset(ident, 0, sizeof(*ident));
@@ -62,6 +64,7 @@ void conn_free(struct conn *c)
         event_free(c->timer);
     identity_clear(&c->ident);
     free(c->sender);
+    free(c->key);
     DL_DELETE2(n->conns, c, all_prev, all_next);
     n->n_conns--;
     free(c);

@@ -38,7 +38,7 @@ struct conn {
     struct node *node;
     struct lws *wsi;
     uint64_t id;
-    char key[160]; /* "<instance>:<conn id>", unique in the cluster */
+    char *key; /* "<instance>:<conn id>", unique in the cluster; malloc'd */
     char room_id[PROTOCOL_GUID_LEN + 1];
     struct room *room; /* set unless PLACE_OUTSIDE */
     enum conn_place place;
