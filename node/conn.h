@@ -38,17 +38,15 @@ struct conn {
     struct node *node;
     struct lws *wsi;
     uint64_t id;
-    char *key; /* "<instance>:<conn id>", unique in the cluster; malloc'd */
-    char room_id[PROTOCOL_GUID_LEN + 1];
+    char *key;         /* "<instance>:<conn id>", unique in the cluster; malloc'd */
     struct room *room; /* set unless PLACE_OUTSIDE */
     enum conn_place place;
+    enum conn_state state;
     struct identity ident;
     /* "senderAccountId":..,"senderInfo":.. for the signals it sends, made
      * at its first (protocol_sender); NULL until then. */
     char *sender;
     size_t sender_len;
-    char joined_at[PROTOCOL_TIMESTAMP_LEN];
-    enum conn_state state;
 
     struct packet **queue; /* ring of queued frames */
     size_t q_head, q_len, q_cap, queued_bytes;
@@ -59,24 +57,26 @@ struct conn {
     struct bucket bucket;      /* messages */
     struct bucket byte_bucket; /* the bytes they carry */
     unsigned limited_in_a_row;
+    int close_code; /* ours, or the peer's once it sent a close frame */
+    const char *close_reason;
     struct event *expiry;
     /* Keepalive, then the close grace: one timer on a libevent common
      * timeout, so that arming it costs the same with 10 or 100,000
      * connections (lws keeps its timers in a sorted list). */
     struct event *timer;
-    bool heard;        /* a frame or a pong arrived since the last tick */
-    bool ping_sent;    /* a ping is out and no answer came yet */
-    bool ping_pending; /* the next WRITEABLE sends a ping first */
     struct membership_req *check;
-
-    int close_code; /* ours, or the peer's once it sent a close frame */
-    const char *close_reason;
     int64_t opened_ms; /* monotonic, when established */
 
-    bool held; /* input paused while the bus is slow: on node->held */
     struct conn *held_prev, *held_next;
     struct conn *room_prev, *room_next;
     struct conn *all_prev, *all_next;
+
+    char room_id[PROTOCOL_GUID_LEN + 1];
+    char joined_at[PROTOCOL_TIMESTAMP_LEN];
+    bool heard;        /* a frame or a pong arrived since the last tick */
+    bool ping_sent;    /* a ping is out and no answer came yet */
+    bool ping_pending; /* the next WRITEABLE sends a ping first */
+    bool held;         /* input paused while the bus is slow: on node->held */
 };
 
 /* Seconds a closing connection has to take its close frame. */
