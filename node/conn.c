@@ -65,6 +65,8 @@ void conn_free(struct conn *c)
     identity_clear(&c->ident);
     free(c->sender);
     free(c->key);
+    if (c->flushing)
+        DL_DELETE2(n->flush, c, flush_prev, flush_next);
     DL_DELETE2(n->conns, c, all_prev, all_next);
     n->n_conns--;
     free(c);
@@ -105,10 +107,14 @@ void conn_send(struct conn *c, struct packet *p)
         return;
     }
     queue_push(c, p);
-    /* One request when the queue stops being empty: the WRITEABLE callback
-     * writes everything queued by then, and asks again if it cannot. */
-    if (c->q_len == 1)
-        lws_callback_on_writable(c->wsi);
+    /* Written once this wakeup's events have run, with whatever else they
+     * queue (conn_flush_all): no request for POLLOUT, which costs two poll
+     * changes and another wakeup, unless the socket is full. */
+    if (c->q_len == 1 && !c->flushing) {
+        c->flushing = true;
+        DL_APPEND2(c->node->flush, c, flush_prev, flush_next);
+        event_active(c->node->flush_ev, EV_TIMEOUT, 0);
+    }
 }
 
 void conn_send_json(struct conn *c, json_t *j)
@@ -327,6 +333,24 @@ static int write_batch(struct conn *c)
     return lws_write(c->wsi, batch, used, LWS_WRITE_RAW);
 }
 
+/* Every queued frame the socket takes now (several frames in one send),
+ * then a request for POLLOUT if some are left. An empty queue (WRITEABLE
+ * comes unasked) sends nothing: never an empty frame. Returns -1 when the
+ * socket failed. */
+static int write_queue(struct conn *c)
+{
+    while (c->q_len) {
+        if (write_batch(c) < 0)
+            return -1;
+        /* lws_send_pipe_choked costs a poll(): only between batches. */
+        if (c->q_len && lws_send_pipe_choked(c->wsi))
+            break;
+    }
+    if (c->q_len)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
 int conn_on_writeable(struct conn *c)
 {
     if (c->ping_pending) {
@@ -343,20 +367,33 @@ int conn_on_writeable(struct conn *c)
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;
     }
-    /* Every queued frame the socket takes now, not one per callback (lws
-     * calls back once per wakeup, and asking again costs a poll change),
-     * and several frames in one send. An empty queue is WRITEABLE coming
-     * unasked: never send an empty frame. */
-    while (c->q_len) {
-        if (write_batch(c) < 0)
-            return -1;
-        /* lws_send_pipe_choked costs a poll(): only between batches. */
-        if (c->q_len && lws_send_pipe_choked(c->wsi))
-            break;
-    }
-    if (c->q_len || c->state == CONN_CLOSING)
+    if (write_queue(c) < 0)
+        return -1;
+    if (c->state == CONN_CLOSING)
         lws_callback_on_writable(c->wsi);
     return 0;
+}
+
+void conn_flush_all(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct node *n = arg;
+    struct conn *c;
+    while ((c = n->flush) != NULL) {
+        DL_DELETE2(n->flush, c, flush_prev, flush_next);
+        c->flushing = false;
+        if (!c->q_len)
+            continue;
+        /* A ping goes first, from WRITEABLE; a full socket waits for it. */
+        if (c->ping_pending || lws_send_pipe_choked(c->wsi)) {
+            lws_callback_on_writable(c->wsi);
+        } else if (write_queue(c) < 0) {
+            /* The socket failed: lws closes it at once, as if its
+             * callback had returned -1. */
+            drop_queue(c);
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        }
+    }
 }
 
 void conn_on_peer_close(struct conn *c, const void *in, size_t len)

@@ -5,6 +5,7 @@
 #define SIGNAL_CONN_H
 
 #include <jansson.h>
+#include <event2/util.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -67,6 +68,7 @@ struct conn {
     struct membership_req *check;
     int64_t opened_ms; /* monotonic, when established */
 
+    struct conn *flush_prev, *flush_next; /* on node->flush while flushing */
     struct conn *held_prev, *held_next;
     struct conn *room_prev, *room_next;
     struct conn *all_prev, *all_next;
@@ -77,6 +79,7 @@ struct conn {
     bool ping_sent;    /* a ping is out and no answer came yet */
     bool ping_pending; /* the next WRITEABLE sends a ping first */
     bool held;         /* input paused while the bus is slow: on node->held */
+    bool flushing;     /* its queue is written out at the end of this wakeup */
 };
 
 /* Seconds a closing connection has to take its close frame. */
@@ -95,6 +98,10 @@ void conn_send(struct conn *c, struct packet *p);
 void conn_send_json(struct conn *c, json_t *j);
 void conn_send_error(struct conn *c, const char *code, const char *message);
 void conn_close(struct conn *c, int code, const char *reason);
+
+/* The node's flush event (node->flush_ev): writes what this wakeup queued
+ * for each connection on node->flush. arg is the node. */
+void conn_flush_all(evutil_socket_t fd, short what, void *arg);
 
 /* Stops (true) or resumes reading the client's input. */
 void conn_pause_input(struct conn *c, bool pause);

@@ -277,6 +277,9 @@ static int start(struct node *n, int argc, char **argv)
     n->sig_int = evsignal_new(n->evb, SIGINT, on_signal, n);
     evsignal_add(n->sig_term, NULL);
     evsignal_add(n->sig_int, NULL);
+    /* Active events of one priority run in order, and this one is made
+     * active after the events that queue frames: it runs last. */
+    n->flush_ev = event_new(n->evb, -1, 0, conn_flush_all, n);
     n->trim_timer = event_new(n->evb, -1, EV_PERSIST, on_trim, n);
     timer_add_ms(n->trim_timer, TRIM_EVERY_MS);
     char admin[300] = "";
@@ -317,6 +320,8 @@ int main(int argc, char **argv)
         event_free(n.drain_timer);
     if (n.trim_timer)
         event_free(n.trim_timer);
+    if (n.flush_ev)
+        event_free(n.flush_ev);
     if (n.evb)
         event_base_free(n.evb);
     auth_free(n.auth);

@@ -38,6 +38,8 @@ struct node {
     bool draining;
     bool bus_slow;                /* the bus asked to stop reading clients (bus_handler.slow) */
     unsigned messages_since_poll; /* client messages since the last bus_poll */
+    struct conn *flush;           /* connections with frames to write: conn_flush_all */
+    struct event *flush_ev;       /* made active when the first one is added */
     struct conn *held;            /* members whose input is paused for it, via conn->held_next */
     bool closing_all;             /* the drain is over: every connection gets 1001 */
     struct event *sig_term, *sig_int, *drain_timer, *trim_timer;
