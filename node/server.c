@@ -221,14 +221,16 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     }
 }
 
-/* lws allocates this + LWS_PRE + 4 bytes per connection: 512, one of
- * jemalloc's size classes exactly (1024 took a 1280-byte one). */
-#define RX_CHUNK_BYTES (512 - LWS_PRE - 4)
+/* lws allocates this + LWS_PRE + 4 bytes per connection: 1024, one of
+ * jemalloc's size classes exactly (1024 took a 1280-byte one). Not less:
+ * lws also reads at most this much per recv(), and at 492 a saturated node
+ * made twice the reads and spent twice the CPU per delivery. */
+#define RX_CHUNK_BYTES (1024 - LWS_PRE - 4)
 
 static const struct lws_protocols protocols[] = {
-    /* A 512-byte receive buffer per connection, not lws's default 4 KiB:
-     * an ICE candidate or an answer fits in it, and conn.c joins the
-     * chunks of a bigger message (an offer's SDP) while it arrives. */
+    /* A 1 KiB receive buffer per connection, not lws's default 4 KiB: a
+     * signaling message is a few hundred bytes, and conn.c joins the
+     * chunks of a bigger one (an offer's SDP) while it arrives. */
     {"signal", callback, sizeof(struct http_wait), RX_CHUNK_BYTES, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
