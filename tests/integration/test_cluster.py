@@ -661,14 +661,18 @@ def acl_from_docs():
 
 
 @c_only
-@pytest.mark.parametrize("acl", ["documented", "without-evalsha"])
+@pytest.mark.parametrize("acl", ["documented", "without-evalsha", "without-client-list"])
 def test_acl_user_runs_the_cluster(tmp_base, nodes, acl):
     """The ACL documented in docs/configuration.md is enough for the whole
     cluster; an older ACL that allows EVAL but not EVALSHA nor SCRIPT LOAD
-    still works, the scripts then sent whole (logged once)."""
+    still works, the scripts then sent whole (logged once), and one without
+    CLIENT LIST too, flow control then seeing only each node's own share
+    (logged once)."""
     rules = acl_from_docs()
     if acl == "without-evalsha":
         rules = [x for x in rules if x not in ("+evalsha", "+script|load")]
+    if acl == "without-client-list":
+        rules = [x for x in rules if x != "+client|list"]
     r = Redis(tmp_base)
     try:
         assert r.command("ACL", "SETUSER", *rules) == "OK"
@@ -682,6 +686,12 @@ def test_acl_user_runs_the_cluster(tmp_base, nodes, acl):
         a.expect_joined(b)
         b.send("offer", {"n": 1})
         assert a.expect_signal("offer", b)["data"] == {"n": 1}
+        # Publishing makes a node ask Redis for the subscribers' buffers.
+        if acl == "without-client-list":
+            poll(lambda: "bus_no_client_list" in n2.stderr(), what="n2 to find CLIENT LIST refused")
+        else:
+            poll(lambda: "cmdstat_client|list:" in r.command("INFO", "commandstats"),
+                 what="a node to ask Redis for CLIENT LIST")
         b.close()
         a.expect_left(b)
         for n in (n1, n2):
@@ -689,5 +699,7 @@ def test_acl_user_runs_the_cluster(tmp_base, nodes, acl):
             denied = "redis_script_digest_denied" in n.stderr()
             assert denied == (acl == "without-evalsha"), n.logs()
             assert "redis_script_failed" not in n.stderr(), n.logs()
+        assert n1.stderr().count("bus_no_client_list") == 0
+        assert n2.stderr().count("bus_no_client_list") == (acl == "without-client-list"), n2.logs()
     finally:
         r.stop()
