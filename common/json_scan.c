@@ -35,6 +35,15 @@ static void skip_space(struct scanner *s)
         s->p++;
 }
 
+/* Consumes the byte c if it is next; returns whether it was. */
+static bool take(struct scanner *s, unsigned char c)
+{
+    if (s->p >= s->end || *s->p != c)
+        return false;
+    s->p++;
+    return true;
+}
+
 /* The length of the well-formed UTF-8 sequence (2 to 4 bytes) at p, or 0:
  * no overlong forms, no surrogates, nothing above U+10FFFF. */
 static size_t utf8_sequence(const unsigned char *p, const unsigned char *end)
@@ -145,10 +154,8 @@ static bool string(struct scanner *s, bool *escaped)
 /* After a number or a literal: skips the NUL jansson would lose. */
 static void skip_lost_nul(struct scanner *s)
 {
-    if (s->p < s->end && *s->p == '\0') {
-        s->p++;
+    if (take(s, '\0'))
         s->out->nul_skipped = true;
-    }
 }
 
 static bool is_digit(const unsigned char *p, const unsigned char *end)
@@ -183,38 +190,37 @@ static bool integer_overflows(const unsigned char *text, size_t len)
     return memcmp(text + negative, limit, digits) > 0;
 }
 
+/* Consumes a run of digits; returns whether there was at least one. */
+static bool digits(struct scanner *s)
+{
+    const unsigned char *from = s->p;
+    while (is_digit(s->p, s->end))
+        s->p++;
+    return s->p > from;
+}
+
 /* At a '-' or a digit: consumes a number. */
 static bool number(struct scanner *s)
 {
     const unsigned char *start = s->p;
-    if (*s->p == '-')
-        s->p++;
-    if (!is_digit(s->p, s->end))
-        return false;
-    if (*s->p++ == '0') {
+    take(s, '-');
+    if (take(s, '0')) {
         if (is_digit(s->p, s->end))
             return false;
-    } else {
-        while (is_digit(s->p, s->end))
-            s->p++;
+    } else if (!digits(s)) {
+        return false;
     }
     bool real = false;
-    if (s->p < s->end && *s->p == '.') {
-        s->p++;
-        if (!is_digit(s->p, s->end))
+    if (take(s, '.')) {
+        if (!digits(s))
             return false;
-        while (is_digit(s->p, s->end))
-            s->p++;
         real = true;
     }
-    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
-        s->p++;
-        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
-            s->p++;
-        if (!is_digit(s->p, s->end))
+    if (take(s, 'e') || take(s, 'E')) {
+        if (!take(s, '+'))
+            take(s, '-');
+        if (!digits(s))
             return false;
-        while (is_digit(s->p, s->end))
-            s->p++;
         real = true;
     }
     size_t len = (size_t)(s->p - start);
@@ -251,22 +257,19 @@ static void record_member(struct json_object_scan *record, const struct json_mem
 static bool object(struct scanner *s, int level, struct json_object_scan *record)
 {
     skip_space(s);
-    if (s->p < s->end && *s->p == '}') {
-        s->p++;
+    if (take(s, '}'))
         return true;
-    }
     for (;;) {
         struct json_member m;
-        if (s->p >= s->end || *s->p != '"')
+        if (!take(s, '"'))
             return false;
-        m.key.p = (const char *)++s->p;
+        m.key.p = (const char *)s->p;
         if (!string(s, &m.key_escaped))
             return false;
         m.key.len = (size_t)((const char *)s->p - m.key.p) - 1;
         skip_space(s);
-        if (s->p >= s->end || *s->p != ':')
+        if (!take(s, ':'))
             return false;
-        s->p++;
         skip_space(s);
         struct json_object_scan *inner = NULL;
         if (record == &s->out->root && json_key_is(&m, "data")) {
@@ -284,13 +287,10 @@ static bool object(struct scanner *s, int level, struct json_object_scan *record
         if (record)
             record_member(record, &m);
         skip_space(s);
-        if (s->p < s->end && *s->p == '}') {
-            s->p++;
+        if (take(s, '}'))
             return true;
-        }
-        if (s->p >= s->end || *s->p != ',')
+        if (!take(s, ','))
             return false;
-        s->p++;
         skip_space(s);
     }
 }
@@ -299,22 +299,17 @@ static bool object(struct scanner *s, int level, struct json_object_scan *record
 static bool array(struct scanner *s, int level)
 {
     skip_space(s);
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
+    if (take(s, ']'))
         return true;
-    }
     for (;;) {
         enum json_kind kind;
         if (!value(s, level + 1, NULL, &kind))
             return false;
         skip_space(s);
-        if (s->p < s->end && *s->p == ']') {
-            s->p++;
+        if (take(s, ']'))
             return true;
-        }
-        if (s->p >= s->end || *s->p != ',')
+        if (!take(s, ','))
             return false;
-        s->p++;
         skip_space(s);
     }
 }
