@@ -49,11 +49,11 @@ const char *protocol_error_code(enum protocol_error e)
 }
 
 /* Characters, not bytes: "64 characters" means the same in every language. */
-static size_t utf8_length(const char *s)
+static size_t utf8_length(const char *s, size_t len)
 {
     size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)s[i] & 0xC0) != 0x80;
     return n;
 }
 
@@ -90,7 +90,7 @@ static enum protocol_error parse_signal(json_t *msg, bool in_envelope, struct si
         return PROTOCOL_INVALID_MESSAGE;
     }
     const char *t = json_string_value(type);
-    if (utf8_length(t) > PROTOCOL_MAX_TYPE_LEN) {
+    if (utf8_length(t, json_string_length(type)) > PROTOCOL_MAX_TYPE_LEN) {
         *why = WHY_TYPE_LENGTH;
         return PROTOCOL_INVALID_MESSAGE;
     }
@@ -151,15 +151,6 @@ static bool token_is(struct json_span t, const char *s)
     return t.len == strlen(s) + 2 && !memcmp(t.p + 1, s, t.len - 2);
 }
 
-/* Characters in the string token t, as utf8_length counts them. */
-static size_t token_length(struct json_span t)
-{
-    size_t n = 0;
-    for (size_t i = 1; i + 1 < t.len; i++)
-        n += ((unsigned char)t.p[i] & 0xC0) != 0x80;
-    return n;
-}
-
 /* Whether two members of o have the same key (all keys unescaped). */
 static bool has_repeated_key(const struct json_object_scan *o)
 {
@@ -208,7 +199,7 @@ static enum protocol_error scan_signal(const struct json_scan *scan,
     }
     if (type->value_escaped)
         return PROTOCOL_NEEDS_TREE;
-    if (token_length(type->value) > PROTOCOL_MAX_TYPE_LEN) {
+    if (utf8_length(type->value.p + 1, type->value.len - 2) > PROTOCOL_MAX_TYPE_LEN) {
         *why = WHY_TYPE_LENGTH;
         return PROTOCOL_INVALID_MESSAGE;
     }
