@@ -87,15 +87,32 @@ static bool room_out(const struct bus_redis *b)
            b->stats->bus_subscriber_buffer_bytes < PEER_HIGH;
 }
 
+/* Takes the oldest waiting publication off the queue; returns it (the
+ * caller frees it), or NULL when none waits. */
+static struct held_pub *pop_held(struct bus_redis *b)
+{
+    struct held_pub *h = b->held;
+    if (!h)
+        return NULL;
+    b->held = h->next;
+    if (!b->held)
+        b->held_tail = &b->held;
+    b->stats->bus_held_bytes -= h->cmd_len;
+    return h;
+}
+
+/* What is out on s will not come back: it is no longer counted. */
+static void write_off(struct channel *s)
+{
+    s->b->stats->bus_unechoed_bytes -= s->unechoed;
+    s->unechoed = 0;
+}
+
 /* Sends what waits, in order, while there is room out. */
 static void release(struct bus_redis *b)
 {
     while (b->held && room_out(b)) {
-        struct held_pub *h = b->held;
-        b->held = h->next;
-        if (!b->held)
-            b->held_tail = &b->held;
-        b->stats->bus_held_bytes -= h->cmd_len;
+        struct held_pub *h = pop_held(b);
         send_publish(b, h->room, h->cmd, h->cmd_len, h->msg_len);
         free(h);
     }
@@ -150,22 +167,18 @@ void flow_echoed(struct channel *s, size_t len)
 
 void flow_forget(struct channel *s)
 {
-    s->b->stats->bus_unechoed_bytes -= s->unechoed;
-    s->unechoed = 0;
+    write_off(s);
     if (s->b->held)
         release(s->b);
 }
 
 void flow_publisher_down(struct bus_redis *b)
 {
-    while (b->held) {
-        struct held_pub *h = b->held;
-        b->held = h->next;
+    struct held_pub *h;
+    while ((h = pop_held(b)) != NULL) {
         b->stats->dropped[DROP_REDIS_DOWN]++;
         free(h);
     }
-    b->held_tail = &b->held;
-    b->stats->bus_held_bytes = 0;
     evtimer_del(b->flow_timer);
     check_pause(b);
 }
@@ -182,10 +195,7 @@ static void on_flow_timer(evutil_socket_t fd, short what, void *arg)
                  (size_t)b->stats->bus_unechoed_bytes, STALL_MS);
         struct channel *s, *tmp;
         HASH_ITER(hh, b->channels, s, tmp)
-        {
-            b->stats->bus_unechoed_bytes -= s->unechoed;
-            s->unechoed = 0;
-        }
+        write_off(s);
     }
     b->echoes_at_hold = b->echoes;
     release(b);
@@ -255,14 +265,11 @@ void flow_init(struct bus_redis *b)
 
 void flow_stop(struct bus_redis *b)
 {
-    while (b->held) {
-        struct held_pub *h = b->held;
-        b->held = h->next;
-        b->stats->bus_held_bytes -= h->cmd_len;
+    struct held_pub *h;
+    while ((h = pop_held(b)) != NULL) {
         send_publish(b, h->room, h->cmd, h->cmd_len, h->msg_len);
         free(h);
     }
-    b->held_tail = &b->held;
     evtimer_del(b->flow_timer);
     evtimer_del(b->poll_timer);
 }
