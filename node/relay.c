@@ -281,6 +281,16 @@ static bool rate_ok(struct conn *c, size_t len)
     return false;
 }
 
+/* Whether to (NULL: everyone) names an account in c's room, anywhere in
+ * the cluster; if not, c gets unknown_target. */
+static bool target_known(struct conn *c, const char *to)
+{
+    if (!to || roster_has(c->room, to))
+        return true;
+    conn_send_error(c, "unknown_target", "The 'to' account is not in this room");
+    return false;
+}
+
 /* The slow path: a client signal read into a tree by jansson, for the
  * forms protocol_scan leaves to it. */
 static void relay_parsed(struct conn *c, const char *text, size_t len)
@@ -292,9 +302,7 @@ static void relay_parsed(struct conn *c, const char *text, size_t len)
         conn_send_error(c, protocol_error_code(e), why);
         return;
     }
-    if (s.to && !roster_has(c->room, s.to)) {
-        conn_send_error(c, "unknown_target", "The 'to' account is not in this room");
-    } else {
+    if (target_known(c, s.to)) {
         json_t *j = protocol_signal(s.type, s.data, s.to, c->ident.account_id, c->ident.account);
         struct packet *p = packet_from_json(j);
         json_decref(j);
@@ -328,9 +336,7 @@ static bool relay_scanned(struct conn *c, const char *text, size_t len)
         memcpy(to, s.to.p, s.to.len);
         to[s.to.len] = '\0';
     }
-    if (to && !roster_has(c->room, to)) {
-        conn_send_error(c, "unknown_target", "The 'to' account is not in this room");
-    } else {
+    if (target_known(c, to)) {
         struct buf b;
         buf_init(&b, PACKET_HEADROOM + len + c->sender_len + 80);
         buf_extend(&b, PACKET_HEADROOM);
