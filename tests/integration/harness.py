@@ -564,7 +564,13 @@ def join(node, room, sub=None, claims=None, via="tk", rooms=None, client_kw=None
     sub = sub or new_account()
     if claims is None:
         claims = claims_for(sub, [room] if rooms is None else rooms, **claim_kw)
-    client = node.connect(room, make_jwt(claims), via=via, **(client_kw or {}))
+    return admit(node, room, sub, claims, make_jwt(claims), via=via, **(client_kw or {}))
+
+
+def admit(node, room, sub, claims, tok, **connect_kw):
+    """Connects to room with the token tok (of claims) and reads the welcome
+    (the client is aborted if it does not come); returns the Member."""
+    client = node.connect(room, tok, **connect_kw)
     try:
         welcome = client.recv_json(T)
     except BaseException:

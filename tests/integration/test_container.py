@@ -25,7 +25,7 @@ import uuid
 import pytest
 
 import harness
-from harness import HOST, T, Balancer, Member, claims_for, free_port, make_jwt, new_account, new_room
+from harness import HOST, T, Balancer, claims_for, free_port, make_jwt, new_account, new_room
 from wsclient import Timeout
 
 ROOT = harness.ROOT
@@ -327,15 +327,10 @@ def stack(tmp_path):
 def connect(lb, room, token):
     """A member joined through the balancer: a welcome read within the deadline."""
     claims = harness.jwt_decode_unverified(token)[1]
-    client = lb.connect(room, token)
-    try:
-        welcome = client.recv_json(T)
-    except BaseException:
-        client.abort()
-        raise
-    assert welcome.get("type") == "webrtc", f"first packet is not the welcome: {welcome}"
+    m = harness.admit(lb, room, claims["sub"], claims, token)
+    welcome = m.welcome
     assert welcome["data"]["userId"] == claims["sub"] and welcome["data"]["roomId"] == room, welcome
-    return Member(lb, room, claims["sub"], client, claims, welcome)
+    return m
 
 
 def test_image_and_compose_cluster(stack):
