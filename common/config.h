@@ -46,6 +46,7 @@ struct config {
     long rate_bytes_per_s;
     long send_queue_bytes;
     long max_connections;
+    long max_handshakes;
     long drain_s;
     long drain_close_s;
     long ping_s;

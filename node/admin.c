@@ -62,6 +62,17 @@ static void connections(struct buf *p, struct node *n)
                 (double)n->cfg.max_connections);
     prom_single(p, "signal_connections_accepted_total", "counter",
                 "WebSocket connections established.", (double)s->connections_accepted);
+    prom_single(p, "signal_handshakes", "gauge",
+                "Accepted sockets whose HTTP request has not arrived yet.", (double)s->handshakes);
+    prom_single(p, "signal_handshakes_dropped_total", "counter",
+                "Sockets closed before their request arrived: the oldest, past "
+                "SIGNAL_MAX_HANDSHAKES.",
+                (double)s->handshakes_dropped);
+    prom_single(p, "signal_accept_paused", "gauge",
+                "1 while the node is out of file descriptors and not accepting.",
+                (double)s->accept_paused);
+    prom_single(p, "signal_fd_exhaustions_total", "counter",
+                "Times accepting stopped for want of file descriptors.", (double)s->fd_exhaustions);
     char codes[N_CLOSE_CODES][8];
     const char *values[N_CLOSE_CODES];
     for (size_t i = 0; i < N_CLOSE_CODES; i++) {

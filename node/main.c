@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "dev.h"
+#include "listener.h"
 #include "log.h"
 #include "rand.h"
 #include "timer.h"
@@ -26,7 +27,9 @@
 
 static void stop_loop(struct node *n)
 {
-    /* lws finishes closing on the loop; the loop ends when nothing is left. */
+    /* lws finishes closing on the loop; the loop ends when nothing is left,
+     * the listeners included. */
+    listener_free(n);
     if (n->lws)
         lws_context_destroy(n->lws);
     n->lws = NULL;
@@ -304,6 +307,7 @@ int main(int argc, char **argv)
     struct node n;
     memset(&n, 0, sizeof(n));
     int rc = start(&n, argc, argv);
+    listener_free(&n);
     if (n.lws)
         lws_context_destroy(n.lws);
     /* The Redis connections go first: their callbacks still due run now. */

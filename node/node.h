@@ -16,6 +16,7 @@ struct bus;
 struct membership;
 struct room;
 struct conn;
+struct listeners;
 
 struct node {
     struct config cfg;
@@ -25,7 +26,8 @@ struct node {
     struct auth *auth;
     struct event_base *evb; /* the one loop */
     struct lws_context *lws;
-    lws_retry_bo_t no_validity; /* lws's own keepalive, off: conn.c keeps it */
+    struct listeners *listeners; /* listener.c: the sockets it accepts on, the handshakes */
+    lws_retry_bo_t no_validity;  /* lws's own keepalive, off: conn.c keeps it */
     /* libevent common timeouts: SIGNAL_PING_S, and the close grace. */
     const struct timeval *ping_tv, *grace_tv;
     struct bus *bus;

@@ -14,6 +14,7 @@
 #include "admin.h"
 #include "conn.h"
 #include "http.h"
+#include "listener.h"
 #include "log.h"
 #include "membership.h"
 #include "protocol.h"
@@ -166,6 +167,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     switch (reason) {
     case LWS_CALLBACK_HTTP:
+        listener_request_in(n, wsi);
         return on_http(n, wsi, user);
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return on_http_writeable(wsi, user);
@@ -173,6 +175,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         on_http_closed(n, user);
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        listener_request_in(n, wsi);
         return on_confirm_upgrade(n, wsi, in);
     case LWS_CALLBACK_ESTABLISHED:
         return c ? on_established(c, wsi) : -1;
@@ -189,6 +192,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             conn_on_peer_close(c, in, len);
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
+        listener_request_in(n, wsi);
         on_http_closed(n, user);
         /* An upgrade that never completed gets no CLOSED. */
         __attribute__((fallthrough));
@@ -208,6 +212,7 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     struct node *n = lws_context_user(lws_get_context(wsi));
     switch (reason) {
     case LWS_CALLBACK_HTTP: {
+        listener_request_in(n, wsi);
         char *path = http_request_path(wsi);
         int rc =
             path && admin_is_path(path) ? http_serve_admin(n, wsi, path) : http_finish(wsi, 404);
@@ -215,7 +220,11 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         return rc;
     }
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        listener_request_in(n, wsi);
         return http_reply(wsi, 404) ? -1 : 1;
+    case LWS_CALLBACK_WSI_DESTROY:
+        listener_request_in(n, wsi);
+        return 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
@@ -248,63 +257,33 @@ static void lws_log(int level, const char *line)
     log_event(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws", NULL, "%.*s", (int)len, line);
 }
 
-/* lws retries a listen address it cannot bind, forever and quietly: try it
- * here first, so that a bad address stops the node at start. The numeric
- * address found replaces *host, for lws. */
-static int check_listen(const char *setting, char **host, int port, char *err, size_t errlen)
-{
-    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM},
-                    *ai = NULL;
-    char port_s[8], numeric[NI_MAXHOST];
-    const char *shown = *host ? *host : "0.0.0.0";
-    snprintf(port_s, sizeof(port_s), "%d", port);
-    if (!*host)
-        hints.ai_family = AF_INET;
-    int rc = getaddrinfo(*host, port_s, &hints, &ai);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s: cannot resolve %s: %s", setting, shown, gai_strerror(rc));
-        return -1;
-    }
-    int fd = socket(ai->ai_family, SOCK_STREAM, 0), one = 1;
-    rc = fd < 0 ? -1 : setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (rc == 0)
-        rc = bind(fd, ai->ai_addr, ai->ai_addrlen);
-    if (rc != 0)
-        snprintf(err, errlen, "%s: cannot listen on %s:%d: %s", setting, shown, port,
-                 strerror(errno));
-    else if (*host && getnameinfo(ai->ai_addr, ai->ai_addrlen, numeric, sizeof(numeric), NULL, 0,
-                                  NI_NUMERICHOST) == 0) {
-        free(*host);
-        *host = xstrdup(numeric);
-    }
-    if (fd >= 0)
-        close(fd);
-    freeaddrinfo(ai);
-    return rc == 0 ? 0 : -1;
-}
-
 int server_check_listen(struct node *n, char *err, size_t errlen)
 {
     struct config *cfg = &n->cfg;
-    if (check_listen("SIGNAL_LISTEN", &cfg->listen_host, cfg->listen_port, err, errlen) < 0)
+    if (listener_open(n, "SIGNAL_LISTEN", &cfg->listen_host, cfg->listen_port, err, errlen) < 0)
         return -1;
     if (cfg->admin_port &&
-        check_listen("SIGNAL_ADMIN_LISTEN", &cfg->admin_host, cfg->admin_port, err, errlen) < 0)
+        listener_open(n, "SIGNAL_ADMIN_LISTEN", &cfg->admin_host, cfg->admin_port, err, errlen) < 0)
         return -1;
     return 0;
 }
 
-static struct lws_vhost *add_vhost(struct node *n, const char *name, const char *host, int port,
-                                   const struct lws_protocols *protos)
+/* A vhost for the listener opened for setting: lws does not listen
+ * itself, listener.c hands it what it accepts. Returns false if lws could
+ * not make it. */
+static bool add_vhost(struct node *n, const char *name, const char *setting,
+                      const struct lws_protocols *protos)
 {
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     info.vhost_name = name;
-    info.port = port;
-    info.iface = host;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = protos;
     info.retry_and_idle_policy = &n->no_validity;
-    return lws_create_vhost(n->lws, &info);
+    struct lws_vhost *vh = lws_create_vhost(n->lws, &info);
+    if (vh)
+        listener_start(n, setting, vh);
+    return vh != NULL;
 }
 
 int server_start(struct node *n, char *err, size_t errlen)
@@ -328,9 +307,8 @@ int server_start(struct node *n, char *err, size_t errlen)
     info.user = n;
     info.max_http_header_data = MAX_HEADER_BYTES;
     n->lws = lws_create_context(&info);
-    if (!n->lws || !add_vhost(n, "clients", n->cfg.listen_host, n->cfg.listen_port, protocols) ||
-        (n->cfg.admin_port &&
-         !add_vhost(n, "admin", n->cfg.admin_host, n->cfg.admin_port, admin_protocols))) {
+    if (!n->lws || !add_vhost(n, "clients", "SIGNAL_LISTEN", protocols) ||
+        (n->cfg.admin_port && !add_vhost(n, "admin", "SIGNAL_ADMIN_LISTEN", admin_protocols))) {
         snprintf(err, errlen, "cannot start libwebsockets (see the lws line above)");
         return -1;
     }

@@ -9,7 +9,8 @@
 #include <stddef.h>
 
 /* Each returns -1 with one line in err naming the setting at fault. */
-/* Tries SIGNAL_LISTEN, which lws would otherwise retry forever, quietly. */
+/* Opens the listening sockets (listener.c): a bad address stops the node at
+ * start. */
 int server_check_listen(struct node *n, char *err, size_t errlen);
 int server_start(struct node *n, char *err, size_t errlen);
 

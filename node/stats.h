@@ -47,6 +47,10 @@ enum error_kind {
 /* Counters kept where the events happen, read by /metrics. */
 struct stats {
     uint64_t connections_accepted; /* WebSocket established */
+    uint64_t handshakes;           /* now: accepted sockets whose request is not in yet */
+    uint64_t handshakes_dropped;   /* the oldest, past SIGNAL_MAX_HANDSHAKES */
+    uint64_t accept_paused;        /* now: 1 while out of file descriptors */
+    uint64_t fd_exhaustions;       /* times accept() ran out of file descriptors */
     uint64_t closed[N_CLOSE_CODES];
     uint64_t refused[N_REFUSALS];
     uint64_t messages_in;

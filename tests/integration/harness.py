@@ -12,6 +12,7 @@ import hmac
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -191,7 +192,8 @@ class Node:
     """One signal-node process listening on 127.0.0.1:port."""
 
     def __init__(self, env=None, args=(), prefix="/api", port=None, tmpdir=None, listen_via_env=True,
-                 wait=True, with_secret=True):
+                 wait=True, with_secret=True, nofile=None):
+        """nofile: the process's open-file limit (soft and hard), to run it out of descriptors."""
         require_binary()
         self.port = port or free_port()
         self.prefix = prefix
@@ -211,8 +213,9 @@ class Node:
         self.stderr_path = os.path.join(self.tmpdir, f"node-{self.port}.err")
         self._out = open(self.stdout_path, "wb")
         self._err = open(self.stderr_path, "wb")
+        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
         self.proc = subprocess.Popen(node_command(self.args), env=node_base_env(env), stdin=subprocess.DEVNULL,
-                                     stdout=self._out, stderr=self._err)
+                                     stdout=self._out, stderr=self._err, preexec_fn=limit)
         self.expected_rc = 0
         self.stopped = False
         self.reported = False

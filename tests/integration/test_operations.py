@@ -135,6 +135,9 @@ def test_admin_listener_serves_the_endpoints_and_nothing_else(nodes):
     for path in ENDPOINTS:
         assert get(admin, path).status == 200, path
         assert get(n.port, path).status == 404, f"{path} exposed on the client listener"
+        # lws picks a vhost by the Host header's name: not across listeners
+        r = http_request(HOST, n.port, "GET", path, headers={"Host": "admin"}, timeout=T)
+        assert r.status == 404, f"{path} exposed on the client listener with Host: admin"
     room = new_room()
     assert get(admin, n.route(room) + f"?tk={token('a', [room])}").status == 404
     with pytest.raises(HandshakeError) as e:
