@@ -73,6 +73,13 @@ static void connections(struct buf *p, struct node *n)
                 (double)s->accept_paused);
     prom_single(p, "signal_fd_exhaustions_total", "counter",
                 "Times accepting stopped for want of file descriptors.", (double)s->fd_exhaustions);
+    prom_single(p, "signal_lingering_sockets", "gauge",
+                "Closed connections still read (and discarded) until the client closes too.",
+                (double)s->lingering);
+    static const char *const ends[N_LINGER_ENDS] = {"peer_closed", "timed_out", "skipped"};
+    counter_by(p, "signal_lingering_closes_total",
+               "Lingering closes by how they ended (skipped: closed at once).", "end", ends,
+               s->linger_ends, N_LINGER_ENDS);
     char codes[N_CLOSE_CODES][8];
     const char *values[N_CLOSE_CODES];
     for (size_t i = 0; i < N_CLOSE_CODES; i++) {

@@ -399,6 +399,7 @@ void conn_flush_all(evutil_socket_t fd, short what, void *arg)
 void conn_on_peer_close(struct conn *c, const void *in, size_t len)
 {
     const unsigned char *b = in;
+    c->peer_closed = true;
     /* A close frame without a code is 1005 (RFC 6455 §7.1.5). */
     if (c->state != CONN_CLOSING || !c->close_code)
         c->close_code = len >= 2 ? b[0] << 8 | b[1] : 1005;

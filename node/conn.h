@@ -80,6 +80,7 @@ struct conn {
     bool ping_pending; /* the next WRITEABLE sends a ping first */
     bool held;         /* input paused while the bus is slow: on node->held */
     bool flushing;     /* its queue is written out at the end of this wakeup */
+    bool peer_closed;  /* the client sent a close frame first */
 };
 
 /* Seconds a closing connection has to take its close frame. */

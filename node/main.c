@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "dev.h"
+#include "linger.h"
 #include "listener.h"
 #include "log.h"
 #include "rand.h"
@@ -27,12 +28,13 @@
 
 static void stop_loop(struct node *n)
 {
-    /* lws finishes closing on the loop; the loop ends when nothing is left,
-     * the listeners included. */
+    /* lws finishes closing on the loop; the loop ends when nothing is left:
+     * no listener, and no socket lingering (the drain gave them time). */
     listener_free(n);
     if (n->lws)
         lws_context_destroy(n->lws);
     n->lws = NULL;
+    linger_free_all(n);
     event_del(n->sig_term);
     event_del(n->sig_int);
     event_del(n->trim_timer);
@@ -310,6 +312,7 @@ int main(int argc, char **argv)
     listener_free(&n);
     if (n.lws)
         lws_context_destroy(n.lws);
+    linger_free_all(&n);
     /* The Redis connections go first: their callbacks still due run now. */
     redis_free(n.membership_redis);
     if (n.bus)

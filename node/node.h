@@ -17,6 +17,7 @@ struct membership;
 struct room;
 struct conn;
 struct listeners;
+struct lingering;
 
 struct node {
     struct config cfg;
@@ -27,9 +28,10 @@ struct node {
     struct event_base *evb; /* the one loop */
     struct lws_context *lws;
     struct listeners *listeners; /* listener.c: the sockets it accepts on, the handshakes */
+    struct lingering *lingering; /* linger.c: closed sockets still drained */
     lws_retry_bo_t no_validity;  /* lws's own keepalive, off: conn.c keeps it */
     /* libevent common timeouts: SIGNAL_PING_S, and the close grace. */
-    const struct timeval *ping_tv, *grace_tv;
+    const struct timeval *ping_tv, *grace_tv, *linger_tv;
     struct bus *bus;
     struct membership *membership;
     struct room *rooms;

@@ -14,6 +14,7 @@
 #include "admin.h"
 #include "conn.h"
 #include "http.h"
+#include "linger.h"
 #include "listener.h"
 #include "log.h"
 #include "membership.h"
@@ -77,6 +78,16 @@ static int on_http_writeable(struct lws *wsi, struct http_wait *w)
     return http_finish(wsi, status);
 }
 
+/* An HTTP connection is closing: if the client sent more than was read (a
+ * body, say), the socket lingers, so that the answer is not lost to a
+ * reset. */
+static void on_http_close(struct node *n, struct lws *wsi)
+{
+    int fd = lws_get_socket_fd(wsi);
+    if (fd >= 0 && linger_unread(fd) && !linger_peer_done(fd))
+        linger_start(n, fd);
+}
+
 static void on_http_closed(struct node *n, struct http_wait *w)
 {
     if (w && w->req) {
@@ -132,6 +143,12 @@ static int on_confirm_upgrade(struct node *n, struct lws *wsi, const char *upgra
 
 static void on_closed(struct node *n, struct lws *wsi, struct conn *c)
 {
+    /* Unless the client closed first, or is gone, what was sent before the
+     * close (the close frame with it) must not be lost to a reset. The
+     * socket is still open at CLOSED, not at WSI_DESTROY (-1). */
+    int fd = lws_get_socket_fd(wsi);
+    if (fd >= 0 && !c->peer_closed && !linger_peer_done(fd))
+        linger_start(n, fd);
     lws_set_opaque_user_data(wsi, NULL);
     conn_on_closed(c);
     relay_leave(c);
@@ -172,6 +189,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return on_http_writeable(wsi, user);
     case LWS_CALLBACK_CLOSED_HTTP:
+        on_http_close(n, wsi);
         on_http_closed(n, user);
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
@@ -297,6 +315,8 @@ int server_start(struct node *n, char *err, size_t errlen)
     const struct timeval ping = {n->cfg.ping_s, 0}, grace = {CONN_CLOSE_GRACE_S, 0};
     n->ping_tv = event_base_init_common_timeout(n->evb, &ping);
     n->grace_tv = event_base_init_common_timeout(n->evb, &grace);
+    const struct timeval linger = {LINGER_IDLE_S, 0};
+    n->linger_tv = event_base_init_common_timeout(n->evb, &linger);
 
     void *loops[] = {n->evb};
     struct lws_context_creation_info info;

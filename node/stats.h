@@ -39,6 +39,14 @@ enum error_kind {
     N_ERRORS
 };
 
+/* How a lingering close ended (linger.c). */
+enum linger_end {
+    LINGER_PEER_CLOSED, /* the peer closed too: the clean end */
+    LINGER_TIMED_OUT,   /* it kept sending, or went quiet */
+    LINGER_SKIPPED,     /* closed at once: too many lingering, or descriptors short */
+    N_LINGER_ENDS
+};
+
 /* Close codes counted by their own label; any other is "other". */
 #define STATS_CLOSE_CODES                                                                          \
     1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 1013, 4001, 4008, 4403
@@ -51,6 +59,8 @@ struct stats {
     uint64_t handshakes_dropped;   /* the oldest, past SIGNAL_MAX_HANDSHAKES */
     uint64_t accept_paused;        /* now: 1 while out of file descriptors */
     uint64_t fd_exhaustions;       /* times accept() ran out of file descriptors */
+    uint64_t lingering;            /* now: closed sockets still being drained */
+    uint64_t linger_ends[N_LINGER_ENDS];
     uint64_t closed[N_CLOSE_CODES];
     uint64_t refused[N_REFUSALS];
     uint64_t messages_in;

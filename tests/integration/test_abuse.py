@@ -1,5 +1,6 @@
 """Abuse that needs no valid token or hurts the node itself: running out of
-file descriptors, and idle sockets that never finish their request."""
+file descriptors, idle sockets that never finish their request, and a flooder
+that never reads (it must still learn why it was closed)."""
 
 import os
 import select
@@ -8,6 +9,7 @@ import time
 
 from harness import HOST, T, c_only, join_room, new_room, poll
 from test_operations import metrics, value
+from wsclient import OP_TEXT, WSClient
 
 pytestmark = c_only
 
@@ -82,3 +84,32 @@ def test_idle_sockets_cannot_crowd_out_a_member(nodes):
     assert value(ms, "signal_handshakes") <= 16
     for s in socks:
         s.close()
+
+
+def flood(client, frame, count):
+    """Writes count frames without reading anything; stops early if the
+    connection fails (the node reset it). Returns the frames written."""
+    data = frame * count
+    try:
+        client.send_raw(data, timeout=T)
+    except OSError:
+        return 0
+    return count
+
+
+def test_flooder_that_never_reads_sees_its_errors_and_1008(node):
+    room = new_room()
+    a, b = join_room(node, room, 2)
+    frame = WSClient.build_frame(OP_TEXT, '{"type":"seq","data":{"i":1}}')
+    flood(a.c, frame, 20000)
+    info = a.c.recv_close(timeout=T)
+    assert info.how != "reset", info
+    assert info.code == 1008, info
+    limited = [m for m in info.messages if '"rate_limited"' in m]
+    assert len(limited) >= 1000, len(limited)
+    while (p := b.recv())["data"]["type"] == "seq":
+        pass
+    assert p["data"]["type"] == "user-left", p
+    # the socket lingered until the flooder closed it
+    poll(lambda: value(metrics(node.port), "signal_lingering_closes_total", end="peer_closed"),
+         what="the lingering close to end")
