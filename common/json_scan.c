@@ -11,10 +11,10 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
 #include "xalloc.h"
 
 struct scanner {
@@ -42,27 +42,6 @@ static bool take(struct scanner *s, unsigned char c)
         return false;
     s->p++;
     return true;
-}
-
-/* The length of the well-formed UTF-8 sequence (2 to 4 bytes) at p, or 0:
- * no overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_sequence(const unsigned char *p, const unsigned char *end)
-{
-    if (p[0] < 0xC2 || p[0] > 0xF4)
-        return 0;
-    size_t n = p[0] < 0xE0 ? 2 : p[0] < 0xF0 ? 3 : 4;
-    if ((size_t)(end - p) < n)
-        return 0;
-    uint32_t v = p[0] & (0x7Fu >> n);
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (p[i] & 0x3Fu);
-    }
-    if ((n == 3 && v < 0x800) || (n == 4 && v < 0x10000) || v > 0x10FFFF ||
-        (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    return n;
 }
 
 /* The value of the four hex digits at p (end permitting), or -1. */

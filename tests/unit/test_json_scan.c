@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "json_scan.h"
 #include "protocol.h"
+#include "utf8.h"
 
 static bool jansson_accepts(const char *text, size_t len)
 {
@@ -30,6 +31,10 @@ static void assert_agree(const char *text, size_t len)
     bool want = jansson_accepts(text, len), got = scan_accepts(text, len);
     cr_assert_eq(got, want, "json_scan says %s, jansson %s: [%.*s]", got ? "valid" : "invalid",
                  want ? "valid" : "invalid", (int)len, text);
+    /* The relay relies on it: only a text that is not JSON needs a look at
+     * its UTF-8. */
+    if (got)
+        cr_assert(utf8_valid(text, len), "valid JSON, invalid UTF-8: [%.*s]", (int)len, text);
 }
 
 /* ------------------------------------------------------------------------
