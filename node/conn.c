@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "log.h"
 #include "timer.h"
+#include "ws_close.h"
 #include "xalloc.h"
 #include "node.h"
 
@@ -396,13 +397,22 @@ void conn_flush_all(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void conn_on_peer_close(struct conn *c, const void *in, size_t len)
+int conn_on_peer_close(struct conn *c, const void *in, size_t len)
 {
     const unsigned char *b = in;
     c->peer_closed = true;
-    /* A close frame without a code is 1005 (RFC 6455 §7.1.5). */
+    int bad = ws_close_check(in, len);
+    /* A close frame without a code is 1005 (RFC 6455 §7.1.5); a malformed
+     * one is counted with the code it gets in answer. */
     if (c->state != CONN_CLOSING || !c->close_code)
-        c->close_code = len >= 2 ? b[0] << 8 | b[1] : 1005;
+        c->close_code = bad ? bad : len >= 2 ? b[0] << 8 | b[1] : 1005;
+    if (!bad)
+        return 0; /* lws echoes it */
+    /* Our own close instead of the echo: a forbidden code is not sent back,
+     * nor the peer's reason. */
+    const char *why = bad == 1002 ? "Invalid close frame" : "Close reason is not valid UTF-8";
+    lws_close_reason(c->wsi, (enum lws_close_status)bad, (unsigned char *)why, strlen(why));
+    return -1;
 }
 
 void conn_on_closed(struct conn *c)

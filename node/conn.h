@@ -123,8 +123,9 @@ void conn_rx_done(struct conn *c);
 int conn_on_writeable(struct conn *c);
 /* A pong arrived. */
 void conn_on_pong(struct conn *c);
-/* The peer sent a close frame with this payload. */
-void conn_on_peer_close(struct conn *c, const void *in, size_t len);
+/* The peer sent a close frame with this payload: returns 0 to let lws echo
+ * it, -1 when it is malformed (a close of ours, 1002 or 1007, goes instead). */
+int conn_on_peer_close(struct conn *c, const void *in, size_t len);
 /* The connection is gone: counts and logs its close (code 1006 when nobody
  * sent a close frame). */
 void conn_on_closed(struct conn *c);

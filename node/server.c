@@ -206,9 +206,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             conn_on_pong(c);
         return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (c)
-            conn_on_peer_close(c, in, len);
-        return 0;
+        return c ? conn_on_peer_close(c, in, len) : 0;
     case LWS_CALLBACK_WSI_DESTROY:
         listener_request_in(n, wsi);
         on_http_closed(n, user);

@@ -543,12 +543,14 @@ class WSClient:
 
     # -- closing -----------------------------------------------------------
 
-    def close(self, code=1000, reason="", timeout=5.0):
-        """Closing handshake (bounded); returns the CloseInfo."""
+    def close(self, code=1000, reason="", timeout=5.0, payload=None):
+        """Closing handshake (bounded); returns the CloseInfo. payload: the close
+        frame's raw payload instead of code and reason (to send a malformed one)."""
         if not self._close_sent and not self.closed:
             self._close_sent = True
             try:
-                payload = struct.pack("!H", code) + reason.encode() if code is not None else b""
+                if payload is None:
+                    payload = struct.pack("!H", code) + reason.encode() if code is not None else b""
                 self.send_frame(OP_CLOSE, payload, timeout=timeout)
             except (OSError, Timeout):
                 pass
