@@ -12,6 +12,7 @@
 #include "membership.h"
 #include "node.h"
 #include "room.h"
+#include "utf8.h"
 #include "xalloc.h"
 
 #define MAX_LIMITED_IN_A_ROW 1000 /* then the sender is closed with 1008 */
@@ -323,6 +324,13 @@ static bool relay_scanned(struct conn *c, const char *text, size_t len)
     enum protocol_error e = protocol_scan(text, len, &scan, &s, &why);
     if (e == PROTOCOL_NEEDS_TREE)
         return false;
+    /* Valid JSON is valid UTF-8, so only a text that is not JSON needs the
+     * second look: a text message that is not UTF-8 fails the connection
+     * (RFC 6455 §8.1). */
+    if (e == PROTOCOL_INVALID_JSON && !utf8_valid(text, len)) {
+        conn_close(c, 1007, "Text is not valid UTF-8");
+        return true;
+    }
     if (e != PROTOCOL_OK) {
         conn_send_error(c, protocol_error_code(e), why);
         return true;

@@ -1,7 +1,8 @@
-"""RFC 6455 close handling (docs/protocol.md, "Close codes"): a close frame
-with a code that may not be sent, or of one byte, gets 1002 and never the
-client's reason back; a close reason that is not UTF-8 gets 1007. Each time
-the peer sees the offender leave, and the node keeps serving others."""
+"""RFC 6455 close handling and UTF-8 (docs/protocol.md, "Close codes"): a close
+frame with a code that may not be sent, or of one byte, gets 1002 and never
+the client's reason back; a close reason or a text message that is not UTF-8
+gets 1007, whole or in fragments. Each time the peer sees the offender leave
+and nothing of what it sent, and the node keeps serving others."""
 
 import struct
 
@@ -10,6 +11,7 @@ import pytest
 from harness import T, c_only, join_room, new_room
 from test_bad_input import still_serves
 from test_operations import wait_metric
+from wsclient import OP_BINARY, OP_CONT, OP_TEXT, WSClient
 
 REASON = "client-reason"
 
@@ -79,6 +81,66 @@ def test_close_reason_in_utf8_is_echoed(node):
     gone(a, b, node)
 
 
+# -- text frames ---------------------------------------------------------------
+
+F = WSClient.build_frame
+NOT_UTF8 = {
+    "in-a-string": [F(OP_TEXT, b'{"type":"offer","data":"\xff\xfe"}')],
+    "not-json-either": [F(OP_TEXT, b"\xff")],
+    "cut-short-at-the-end": [F(OP_TEXT, b'{"type":"offer","data":{}}\xe2\x98')],
+    "in-a-later-fragment": [F(OP_TEXT, b'{"type":"offer",', fin=False),
+                            F(OP_CONT, b'"data":"\xc3\x28"}')],
+    "sequence-broken-across-fragments": [F(OP_TEXT, b'{"type":"offer","data":"\xc3', fin=False),
+                                         F(OP_CONT, b'x"}')],
+    "cut-short-then-empty-final-fragment": [F(OP_TEXT, b'{"type":"offer","data":{}}\xe2\x98', fin=False),
+                                            F(OP_CONT, b"")],
+}
+
+
+@pytest.mark.parametrize("name", list(NOT_UTF8))
+def test_text_not_utf8_closes_1007(node, name):
+    """RFC 6455 §8.1: the connection fails with 1007, with no error packet
+    first and nothing relayed."""
+    a, b = join_room(node, new_room(), 2)
+    a.c.send_raw(b"".join(NOT_UTF8[name]))
+    info = a.c.recv_close(T)
+    assert info.code == 1007, info
+    assert info.messages == [], info
+    gone(a, b, node)
+
+
+def test_utf8_split_across_fragments_is_relayed(node):
+    """A sequence cut between fragments is whole once they are joined: a
+    four-byte one over four fragments, then an empty final one."""
+    a, b = join_room(node, new_room(), 2)
+    raw = '{"type":"emoji","data":{"s":"\U0001f600"}}'.encode()
+    cut = raw.index(b"\xf0")
+    pieces = [raw[:cut + 1], raw[cut + 1:cut + 2], raw[cut + 2:cut + 3], raw[cut + 3:], b""]
+    a.c.send_raw(b"".join(F(OP_TEXT if i == 0 else OP_CONT, p, fin=i == len(pieces) - 1)
+                          for i, p in enumerate(pieces)))
+    assert b.expect_signal("emoji", a)["data"] == {"s": "\U0001f600"}
+
+
+def test_utf8_that_is_not_json_is_still_invalid_json(node):
+    """Only the encoding fails the connection: UTF-8 that is not JSON gets
+    the usual answer, and the connection stays."""
+    a, b = join_room(node, new_room(), 2)
+    a.c.send_text("nope \u00e9\u2603")
+    a.expect_error("invalid_json")
+    a.send("after", {})
+    assert b.expect_signal("after", a)["data"] == {}
+
+
+def test_binary_frame_is_not_judged_as_utf8(node):
+    """Binary frames carry no text: bytes that are not UTF-8 get the usual
+    invalid_message, not 1007."""
+    a, b = join_room(node, new_room(), 2)
+    a.c.send_frame(OP_BINARY, b"\xff\xfe")
+    a.expect_error("invalid_message")
+    a.send("after", {})
+    assert b.expect_signal("after", a)["data"] == {}
+
+
 # -- metrics -------------------------------------------------------------------
 
 @c_only
@@ -86,8 +148,10 @@ def test_closes_counted_by_the_code_sent(nodes):
     """signal_connections_closed_total counts these closes by the code the
     node answered with."""
     n = nodes.start()
-    a, b = join_room(n, new_room(), 2)
+    a, b, c = join_room(n, new_room(), 3)
     close_with(a, struct.pack("!H", 5000))
     close_with(b, b"\x03\xe8\xff")
+    c.c.send_frame(OP_TEXT, b"\xff")
+    assert c.c.recv_close(T).code == 1007
     wait_metric(n.port, "signal_connections_closed_total", 1, code="1002")
-    wait_metric(n.port, "signal_connections_closed_total", 1, code="1007")
+    wait_metric(n.port, "signal_connections_closed_total", 2, code="1007")
