@@ -420,7 +420,15 @@ void conn_on_closed(struct conn *c)
     struct node *n = c->node;
     if (!c->opened_ms)
         return; /* never established: counted as a refusal or not at all */
-    int code = c->close_code ? c->close_code : 1006;
+    int code = c->close_code;
+    /* libwebsockets closes on a framing error by itself (1002, say): its
+     * close frame holds the code. */
+    if (!code && lws_get_close_length(c->wsi) >= 2) {
+        const unsigned char *sent = lws_get_close_payload(c->wsi);
+        code = sent[0] << 8 | sent[1];
+    }
+    if (!code)
+        code = 1006;
     n->n_open--;
     n->stats.closed[stats_close_index(code)]++;
     struct log_fields f = conn_log_fields(c);

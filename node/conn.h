@@ -126,8 +126,9 @@ void conn_on_pong(struct conn *c);
 /* The peer sent a close frame with this payload: returns 0 to let lws echo
  * it, -1 when it is malformed (a close of ours, 1002 or 1007, goes instead). */
 int conn_on_peer_close(struct conn *c, const void *in, size_t len);
-/* The connection is gone: counts and logs its close (code 1006 when nobody
- * sent a close frame). */
+/* The connection is gone: counts and logs its close, with the code of the
+ * close frame the node sent (its own or libwebsockets') or got, or 1006
+ * when there was none. */
 void conn_on_closed(struct conn *c);
 /* Log fields naming the connection. */
 struct log_fields conn_log_fields(const struct conn *c);

@@ -10,7 +10,7 @@ import pytest
 
 from harness import T, c_only, join_room, new_room
 from test_bad_input import still_serves
-from test_operations import wait_metric
+from test_operations import metrics, value, wait_metric
 from wsclient import OP_BINARY, OP_CONT, OP_TEXT, WSClient
 
 REASON = "client-reason"
@@ -146,12 +146,15 @@ def test_binary_frame_is_not_judged_as_utf8(node):
 @c_only
 def test_closes_counted_by_the_code_sent(nodes):
     """signal_connections_closed_total counts these closes by the code the
-    node answered with."""
+    node answered with, libwebsockets' own 1002 for a framing error too."""
     n = nodes.start()
-    a, b, c = join_room(n, new_room(), 3)
+    a, b, c, d = join_room(n, new_room(), 4)
     close_with(a, struct.pack("!H", 5000))
     close_with(b, b"\x03\xe8\xff")
     c.c.send_frame(OP_TEXT, b"\xff")
     assert c.c.recv_close(T).code == 1007
-    wait_metric(n.port, "signal_connections_closed_total", 1, code="1002")
+    d.c.send_frame(OP_TEXT, b'{"type":"x","data":{}}', mask=False)
+    assert d.c.recv_close(T).code == 1002
+    wait_metric(n.port, "signal_connections_closed_total", 2, code="1002")
     wait_metric(n.port, "signal_connections_closed_total", 2, code="1007")
+    assert value(metrics(n.port), "signal_connections_closed_total", code="1006") == 0
