@@ -47,6 +47,9 @@ struct config {
     long send_queue_bytes;
     long max_connections;
     long max_handshakes;
+    long max_connections_per_account;
+    long join_rate_per_min;
+    long join_burst;
     long drain_s;
     long drain_close_s;
     long ping_s;

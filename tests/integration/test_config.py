@@ -34,13 +34,17 @@ SETTINGS = [
     ("SIGNAL_RATE_BYTES_PER_S", "--rate-bytes-per-s", "0"),
     ("SIGNAL_SEND_QUEUE_BYTES", "--send-queue-bytes", "1048576"),
     ("SIGNAL_MAX_CONNECTIONS", "--max-connections", "100000"),
+    ("SIGNAL_MAX_CONNECTIONS_PER_ACCOUNT", "--max-connections-per-account", "20"),
+    ("SIGNAL_JOIN_RATE_PER_MIN", "--join-rate-per-min", "30"),
+    ("SIGNAL_JOIN_BURST", "--join-burst", "20"),
     ("SIGNAL_DRAIN_S", "--drain-s", "20"),
     ("SIGNAL_PING_S", "--ping-s", "25"),
     ("SIGNAL_LOG_LEVEL", "--log-level", "info"),
 ]
 
 # settings the Node.js reference does not read
-NOT_IN_PEER = {"SIGNAL_RATE_BYTES_PER_S", "SIGNAL_MAX_CONNECTIONS", "SIGNAL_DRAIN_S", "SIGNAL_PING_S", "SIGNAL_LOG_LEVEL"}
+NOT_IN_PEER = {"SIGNAL_RATE_BYTES_PER_S", "SIGNAL_MAX_CONNECTIONS", "SIGNAL_MAX_CONNECTIONS_PER_ACCOUNT",
+               "SIGNAL_JOIN_RATE_PER_MIN", "SIGNAL_JOIN_BURST", "SIGNAL_DRAIN_S", "SIGNAL_PING_S", "SIGNAL_LOG_LEVEL"}
 
 
 @c_only
@@ -93,6 +97,9 @@ BAD_VALUES = [
     ("SIGNAL_SEND_QUEUE_BYTES", "-1"),
     ("SIGNAL_MAX_CONNECTIONS", "x"),
     ("SIGNAL_MAX_CONNECTIONS", "-3"),
+    ("SIGNAL_MAX_CONNECTIONS_PER_ACCOUNT", "0"),
+    ("SIGNAL_JOIN_RATE_PER_MIN", "0"),
+    ("SIGNAL_JOIN_BURST", "x"),
     ("SIGNAL_DRAIN_S", "x"),
     ("SIGNAL_DRAIN_S", "-1"),
     ("SIGNAL_PING_S", "x"),

@@ -46,6 +46,9 @@ Test(config, defaults)
     cr_assert_eq(c.rate_bytes_per_s, 0);
     cr_assert_eq(c.send_queue_bytes, 1048576);
     cr_assert_eq(c.max_connections, 100000);
+    cr_assert_eq(c.max_connections_per_account, 20);
+    cr_assert_eq(c.join_rate_per_min, 30);
+    cr_assert_eq(c.join_burst, 20);
     cr_assert_eq(c.drain_s, 20);
     cr_assert_eq(c.ping_s, 25);
     cr_assert_not(c.dev);
