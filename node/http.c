@@ -24,6 +24,8 @@ static const char *status_body(int status)
         return "Unauthorized";
     case 403:
         return "Forbidden: Not a member of this chat room";
+    case 429:
+        return "Too Many Requests: Too many connections or joins for this account";
     case 503:
         return "Service Unavailable: Try again later";
     default:
@@ -31,9 +33,10 @@ static const char *status_body(int status)
     }
 }
 
-/* Writes a complete answer with extra headers for 401 and 405. Returns
- * nonzero if it could not. */
-int http_send(struct lws *wsi, int status, const char *type, const char *body, size_t len)
+/* Writes a complete answer with extra headers for 401 and 405, and
+ * Retry-After when retry_after_s > 0. Returns nonzero if it could not. */
+static int send_answer(struct lws *wsi, int status, const char *type, const char *body, size_t len,
+                       long retry_after_s)
 {
     /* Headers only: lws copies the body out of our buffer below. */
     unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
@@ -46,6 +49,12 @@ int http_send(struct lws *wsi, int status, const char *type, const char *body, s
         return 1;
     if (status == 405 && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
                                                      (const unsigned char *)"GET", 3, &p, end))
+        return 1;
+    char retry[24];
+    int retry_len = snprintf(retry, sizeof(retry), "%ld", retry_after_s);
+    if (retry_after_s > 0 &&
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:",
+                                    (const unsigned char *)retry, retry_len, &p, end))
         return 1;
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return 1;
@@ -60,10 +69,20 @@ int http_send(struct lws *wsi, int status, const char *type, const char *body, s
     return written != (int)len;
 }
 
-int http_reply(struct lws *wsi, int status)
+int http_send(struct lws *wsi, int status, const char *type, const char *body, size_t len)
+{
+    return send_answer(wsi, status, type, body, len, 0);
+}
+
+int http_reply_retry(struct lws *wsi, int status, long retry_after_s)
 {
     const char *body = status_body(status);
-    return http_send(wsi, status, "text/plain; charset=utf-8", body, strlen(body));
+    return send_answer(wsi, status, "text/plain; charset=utf-8", body, strlen(body), retry_after_s);
+}
+
+int http_reply(struct lws *wsi, int status)
+{
+    return http_reply_retry(wsi, status, 0);
 }
 
 static char *query_token(struct lws *wsi)

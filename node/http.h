@@ -16,6 +16,8 @@
 int http_send(struct lws *wsi, int status, const char *type, const char *body, size_t len);
 /* The route's text/plain answer for status (docs/protocol.md, "HTTP answers"). */
 int http_reply(struct lws *wsi, int status);
+/* http_reply with a Retry-After header (seconds; none when retry_after_s <= 0). */
+int http_reply_retry(struct lws *wsi, int status, long retry_after_s);
 /* http_reply, then ends the transaction: -1 when the connection must close. */
 int http_finish(struct lws *wsi, int status);
 /* The request's path (without the query), whatever the method; NULL when
