@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "accounts.h"
 #include "bus.h"
 #include "node.h"
 #include "prom.h"
@@ -80,6 +81,10 @@ static void connections(struct buf *p, struct node *n)
     counter_by(p, "signal_lingering_closes_total",
                "Lingering closes by how they ended (skipped: closed at once).", "end", ends,
                s->linger_ends, N_LINGER_ENDS);
+    prom_single(p, "signal_accounts_tracked", "gauge",
+                "Accounts whose joins and connections this node counts: connected, or joined "
+                "lately (idle ones are forgotten at later joins).",
+                (double)accounts_size(n->accounts));
     char codes[N_CLOSE_CODES][8];
     const char *values[N_CLOSE_CODES];
     for (size_t i = 0; i < N_CLOSE_CODES; i++) {
@@ -93,9 +98,11 @@ static void connections(struct buf *p, struct node *n)
                "WebSocket connections closed, by close code (1006: no close frame).", "code",
                values, s->closed, N_CLOSE_CODES);
 
-    static const char *const status[N_REFUSALS] = {"400", "401", "403", "404", "405", "503", "503"};
-    static const char *const reason[N_REFUSALS] = {
-        "bad_request", "unauthorized", "forbidden", "not_found", "method", "full", "draining"};
+    static const char *const status[N_REFUSALS] = {"400", "401", "403", "404", "405",
+                                                   "503", "503", "429", "429"};
+    static const char *const reason[N_REFUSALS] = {"bad_request", "unauthorized", "forbidden",
+                                                   "not_found",   "method",       "full",
+                                                   "draining",    "account_cap",  "account_rate"};
     const char *name = "signal_upgrades_refused_total";
     prom_family(p, name, "counter", "WebSocket upgrades refused, by HTTP status and reason.");
     for (size_t i = 0; i < N_REFUSALS; i++) {

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account_limit.h"
 #include "bus.h"
 #include "clock.h"
 #include "conn.h"
@@ -274,6 +275,7 @@ static int start(struct node *n, int argc, char **argv)
     make_instance(n);
     setup_bus(n);
     setup_membership(n);
+    n->accounts = account_limit_new(&n->cfg);
     if (server_start(n, err, sizeof(err)) < 0) {
         fprintf(stderr, "signal-node: %s\n", err);
         return 1;
@@ -313,6 +315,7 @@ int main(int argc, char **argv)
     if (n.lws)
         lws_context_destroy(n.lws);
     linger_free_all(&n);
+    accounts_free(n.accounts); /* after the last close gave its slot back */
     /* The Redis connections go first: their callbacks still due run now. */
     redis_free(n.membership_redis);
     if (n.bus)

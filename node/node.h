@@ -12,6 +12,7 @@
 #include "config.h"
 #include "stats.h"
 
+struct accounts;
 struct bus;
 struct membership;
 struct room;
@@ -34,6 +35,7 @@ struct node {
     const struct timeval *ping_tv, *grace_tv, *linger_tv;
     struct bus *bus;
     struct membership *membership;
+    struct accounts *accounts; /* joins and connections per account (account_limit.c) */
     struct room *rooms;
     struct conn *conns;    /* every connection, linked through conn->all_next */
     unsigned long n_conns; /* every connection, upgrading ones included */

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "account_limit.h"
 #include "admin.h"
 #include "conn.h"
 #include "http.h"
@@ -134,6 +135,12 @@ static int on_confirm_upgrade(struct node *n, struct lws *wsi, const char *upgra
         n->stats.refused[why]++;
         return http_reply(wsi, status) ? -1 : 1;
     }
+    /* Last: only an upgrade that is otherwise admitted spends a join. */
+    int limited = account_limit_admit(n, wsi, &id, room);
+    if (limited) {
+        identity_clear(&id);
+        return limited;
+    }
     struct conn *c = conn_new(n, &id, room);
     /* The per-session user space is reallocated by the upgrade; the opaque
      * pointer survives it. */
@@ -152,6 +159,7 @@ static void on_closed(struct node *n, struct lws *wsi, struct conn *c)
     lws_set_opaque_user_data(wsi, NULL);
     conn_on_closed(c);
     relay_leave(c);
+    account_limit_leave(n, c->ident.account_id);
     conn_free(c);
     if (n->draining && !n->n_conns)
         node_drained(n);

@@ -18,6 +18,8 @@ enum refusal {
     REFUSED_METHOD,       /* 405 */
     REFUSED_FULL,         /* 503: SIGNAL_MAX_CONNECTIONS reached */
     REFUSED_DRAINING,     /* 503: stopping */
+    REFUSED_ACCOUNT_CAP,  /* 429: SIGNAL_MAX_CONNECTIONS_PER_ACCOUNT reached */
+    REFUSED_ACCOUNT_RATE, /* 429: the account's join budget is spent */
     N_REFUSALS
 };
 
