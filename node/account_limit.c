@@ -29,14 +29,16 @@ int account_limit_admit(struct node *n, struct lws *wsi, const struct identity *
     if (a.log) {
         struct log_fields f = {room, id->account_id, NULL, 0, -1};
         if (too_many)
-            log_event(LOG_INFO, "account_limited", &f,
-                      "upgrade refused with 429: %ld connections on this node already "
-                      "(SIGNAL_MAX_CONNECTIONS_PER_ACCOUNT); not logged again for %d s",
-                      n->cfg.max_connections_per_account, LOG_EVERY_MS / 1000);
+            log_event(
+                LOG_INFO, "account_limited", &f,
+                "upgrade refused with 429: %ld connections on this node already "
+                "(SIGNAL_MAX_CONNECTIONS_PER_ACCOUNT); its next refusals for %d s go unlogged",
+                n->cfg.max_connections_per_account, LOG_EVERY_MS / 1000);
         else
             log_event(LOG_INFO, "account_limited", &f,
                       "upgrade refused with 429: joining too often (SIGNAL_JOIN_BURST, "
-                      "SIGNAL_JOIN_RATE_PER_MIN), retry after %ld s; not logged again for %d s",
+                      "SIGNAL_JOIN_RATE_PER_MIN), retry after %ld s; its next refusals for %d s go "
+                      "unlogged",
                       a.retry_after_s, LOG_EVERY_MS / 1000);
     }
     return http_reply_retry(wsi, 429, a.retry_after_s) ? -1 : 1;
