@@ -217,6 +217,14 @@ static int parse_membership_key(struct config *c, const struct setting *s, const
     return parse_string(c, s, v, why, n);
 }
 
+static int parse_origins(struct config *c, const struct setting *s, const char *v, char *why,
+                         size_t n)
+{
+    (void)s;
+    origin_list_free(&c->allowed_origins);
+    return origin_list_parse(v, &c->allowed_origins, why, n);
+}
+
 static int parse_log_level(struct config *c, const struct setting *s, const char *v, char *why,
                            size_t n)
 {
@@ -289,6 +297,10 @@ static const struct setting settings[] = {
      FIELD(jwt_audience), 0, 0},
     LONG_SETTING("SIGNAL_JWT_LEEWAY_S", "jwt-leeway-s", "60", "clock skew allowed on exp/nbf",
                  jwt_leeway_s, 0, 86400),
+    {"SIGNAL_ALLOWED_ORIGINS", "allowed-origins", NULL,
+     "origins a page may connect from, comma-separated: https://app.example.com, "
+     "https://*.example.com; others get 403; unset = any",
+     parse_origins, 0, 0, 0},
     {"SIGNAL_MEMBERSHIP", "membership", "token",
      "token: the JWT's rooms claim; redis: SISMEMBER on a Redis set", parse_membership, 0, 0, 0},
     {"SIGNAL_MEMBERSHIP_KEY", "membership-key", "chat:{room}:members",
@@ -475,6 +487,7 @@ void config_free(struct config *c)
     free(c->jwt_key_file);
     free(c->jwt_issuer);
     free(c->jwt_audience);
+    origin_list_free(&c->allowed_origins);
     free(c->membership_key);
     memset(c, 0, sizeof(*c));
 }

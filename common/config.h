@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "origin.h"
 
 struct redis_url {
     char *host;
@@ -36,6 +37,7 @@ struct config {
     char *jwt_issuer;
     char *jwt_audience;
     long jwt_leeway_s;
+    struct origin_list allowed_origins; /* no list: every Origin */
     enum membership_kind membership;
     char *membership_key;       /* contains "{room}" */
     char *membership_redis_url; /* NULL = SIGNAL_REDIS_URL */

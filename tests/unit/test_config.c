@@ -233,3 +233,20 @@ Test(config, operations_settings)
     expect_error("SIGNAL_ADMIN_LISTEN", "0.0.0.0:8080", "SIGNAL_ADMIN_LISTEN");
     expect_error("SIGNAL_DRAIN_CLOSE_S", "-1", "SIGNAL_DRAIN_CLOSE_S");
 }
+
+Test(config, allowed_origins)
+{
+    struct config c;
+    char *argv[] = {"signal-node"};
+    cr_assert_eq(load(&c, 1, argv), CONFIG_OK, "%s", err);
+    cr_assert_eq(c.allowed_origins.n, 0, "unset: no list");
+    config_free(&c);
+    char *flags[] = {"signal-node", "--allowed-origins", "https://app.example.com, *.example.net"};
+    cr_assert_eq(load(&c, 3, flags), CONFIG_OK, "%s", err);
+    cr_assert_eq(c.allowed_origins.n, 2);
+    cr_assert(origin_allowed(&c.allowed_origins, "http://a.example.net", 20));
+    cr_assert_not(origin_allowed(&c.allowed_origins, "https://evil.test", 17));
+    config_free(&c);
+    expect_error("SIGNAL_ALLOWED_ORIGINS", "https://app.example.com/", "SIGNAL_ALLOWED_ORIGINS");
+    expect_error("SIGNAL_ALLOWED_ORIGINS", "*", "SIGNAL_ALLOWED_ORIGINS");
+}
