@@ -85,19 +85,26 @@ int http_reply(struct lws *wsi, int status)
     return http_reply_retry(wsi, status, 0);
 }
 
+/* Fragment i of header h (a repeated field, or a query parameter), or NULL
+ * when there is none; "" for a field present but empty. Points into a
+ * buffer as big as the whole header buffer, valid until the next call: a
+ * fragment that did not fit would look absent, and a later token source
+ * would win. */
+static const char *fragment(struct lws *wsi, enum lws_token_indexes h, int i)
+{
+    static char frag[MAX_HEADER_BYTES + 8];
+    return lws_hdr_copy_fragment(wsi, frag, sizeof(frag), h, i) >= 0 ? frag : NULL;
+}
+
 static char *query_token(struct lws *wsi)
 {
-    /* As big as the whole header buffer: a fragment that did not fit would
-     * look absent, and a later token source would win. */
-    static char frag[MAX_HEADER_BYTES + 8];
     static const char *const names[] = {"tk=", "token="};
+    const char *frag;
     for (size_t k = 0; k < 2; k++) {
-        for (int i = 0;
-             lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
-            size_t nl = strlen(names[k]);
+        size_t nl = strlen(names[k]);
+        for (int i = 0; (frag = fragment(wsi, WSI_TOKEN_HTTP_URI_ARGS, i)); i++)
             if (!strncmp(frag, names[k], nl) && frag[nl])
                 return xstrdup(frag + nl);
-        }
     }
     return NULL;
 }
@@ -116,18 +123,19 @@ static char *header_copy(struct lws *wsi, enum lws_token_indexes h)
 }
 
 /* docs/protocol.md, "The token": query tk (or token), then Authorization:
- * Bearer, then the AuthToken cookie; the first found wins. */
+ * Bearer, then the AuthToken cookie in any Cookie field; the first found
+ * wins. */
 static char *find_token(struct lws *wsi)
 {
     char *token = query_token(wsi), *h;
+    const char *cookie;
     if (!token && (h = header_copy(wsi, WSI_TOKEN_HTTP_AUTHORIZATION))) {
         token = auth_token_from_bearer(h);
         free(h);
     }
-    if (!token && (h = header_copy(wsi, WSI_TOKEN_HTTP_COOKIE))) {
-        token = auth_token_from_cookie(h);
-        free(h);
-    }
+    /* lws joins repeated Cookie fields without a separator: read each. */
+    for (int i = 0; !token && (cookie = fragment(wsi, WSI_TOKEN_HTTP_COOKIE, i)); i++)
+        token = auth_token_from_cookie(cookie);
     return token;
 }
 
