@@ -109,6 +109,10 @@ static void connections(struct buf *p, struct node *n)
         const char *labels[] = {"status", status[i], "reason", reason[i], NULL};
         prom_sample(p, name, labels, (double)s->refused[i]);
     }
+    prom_single(p, "signal_http_malformed_total", "counter",
+                "Requests refused for their HTTP itself (400, or 405 for a method the node does "
+                "not know), before any route or token check.",
+                (double)s->http_malformed);
 }
 
 static void traffic(struct buf *p, struct node *n)

@@ -1,7 +1,8 @@
-/* HTTP on the node's listeners: complete answers, where the token is found
- * (query, Authorization, cookie), who may use the route, whether a
- * WebSocket handshake is one lws would handle, and the admin endpoints'
- * answers; see http.h. */
+/* HTTP on the node's listeners: complete answers, the node's own checks of a
+ * request (common/http_request.h), where the token is found (query,
+ * Authorization, cookies), who may use the route, whether a WebSocket
+ * handshake is one lws would handle, and the admin endpoints' answers; see
+ * http.h. */
 #include "http.h"
 
 #include <stdlib.h>
@@ -10,10 +11,15 @@
 
 #include "admin.h"
 #include "buf.h"
+#include "http_request.h"
 #include "log.h"
 #include "membership.h"
 #include "protocol.h"
 #include "xalloc.h"
+
+/* The body for a request refused for its HTTP: the same words as lws's own
+ * refusals (tools/patches/lws-http-strict-head.patch). */
+#define MALFORMED_BODY "Bad Request"
 
 static const char *status_body(int status)
 {
@@ -33,15 +39,19 @@ static const char *status_body(int status)
     }
 }
 
-/* Writes a complete answer with extra headers for 401 and 405, and
- * Retry-After when retry_after_s > 0. Returns nonzero if it could not. */
+/* Writes a complete answer with extra headers for 401 and 405, Retry-After
+ * when retry_after_s > 0, and Connection: close when close. Returns nonzero
+ * if it could not. */
 static int send_answer(struct lws *wsi, int status, const char *type, const char *body, size_t len,
-                       long retry_after_s)
+                       long retry_after_s, bool close)
 {
     /* Headers only: lws copies the body out of our buffer below. */
     unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
                                        *end = buf + sizeof(buf) - 1;
     if (lws_add_http_common_headers(wsi, (unsigned)status, type, len, &p, end))
+        return 1;
+    if (close && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                              (const unsigned char *)"close", 5, &p, end))
         return 1;
     if (status == 401 &&
         lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
@@ -71,13 +81,14 @@ static int send_answer(struct lws *wsi, int status, const char *type, const char
 
 int http_send(struct lws *wsi, int status, const char *type, const char *body, size_t len)
 {
-    return send_answer(wsi, status, type, body, len, 0);
+    return send_answer(wsi, status, type, body, len, 0, false);
 }
 
 int http_reply_retry(struct lws *wsi, int status, long retry_after_s)
 {
     const char *body = status_body(status);
-    return send_answer(wsi, status, "text/plain; charset=utf-8", body, strlen(body), retry_after_s);
+    return send_answer(wsi, status, "text/plain; charset=utf-8", body, strlen(body), retry_after_s,
+                       false);
 }
 
 int http_reply(struct lws *wsi, int status)
@@ -177,11 +188,40 @@ char *http_request_path(struct lws *wsi)
     return NULL;
 }
 
-int http_finish(struct lws *wsi, int status)
+int http_end(struct lws *wsi, int rc)
 {
-    if (http_reply(wsi, status))
+    if (rc)
         return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+int http_finish(struct lws *wsi, int status)
+{
+    return http_end(wsi, http_reply(wsi, status));
+}
+
+bool http_check_head(struct node *n, struct lws *wsi, bool websocket)
+{
+    char *target = http_request_path(wsi);
+    char *version = header_copy(wsi, WSI_TOKEN_HTTP);
+    /* Present even when empty: "Transfer-Encoding:" alone frames nothing
+     * either. */
+    struct http_head h = {
+        .target = target,
+        .version = version,
+        .transfer_encoding = fragment(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING, 0) != NULL,
+        .websocket = websocket,
+    };
+    const char *problem = http_head_problem(&h);
+    free(target);
+    free(version);
+    if (!problem)
+        return true;
+    log_debug("http_refused", "refused a request: %s", problem);
+    n->stats.http_malformed++;
+    send_answer(wsi, 400, "text/plain; charset=utf-8", MALFORMED_BODY, strlen(MALFORMED_BODY), 0,
+                true);
+    return false;
 }
 
 bool http_is_get_or_head(struct lws *wsi)
@@ -200,9 +240,7 @@ int http_serve_admin(struct node *n, struct lws *wsi, const char *path)
     int status = admin_answer(n, path, &body, &type);
     int rc = http_send(wsi, status, type, body.data, body.len);
     buf_free(&body);
-    if (rc)
-        return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return http_end(wsi, rc);
 }
 
 /* lws upgrades some malformed handshakes and drops others silently; a member

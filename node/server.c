@@ -46,6 +46,8 @@ static void on_http_membership(void *arg, enum membership_answer a)
 
 static int on_http(struct node *n, struct lws *wsi, struct http_wait *w)
 {
+    if (!http_check_head(n, wsi, false))
+        return -1;
     char room[PROTOCOL_GUID_LEN + 1];
     struct identity id = {0};
     char *path = http_request_path(wsi);
@@ -118,6 +120,8 @@ static int on_confirm_upgrade(struct node *n, struct lws *wsi, const char *upgra
     /* Other upgrades (h2c) stay HTTP: LWS_CALLBACK_HTTP answers them. */
     if (strcasecmp(upgrade, "websocket") != 0)
         return 0;
+    if (!http_check_head(n, wsi, true))
+        return -1;
     char room[PROTOCOL_GUID_LEN + 1];
     struct identity id = {0};
     char *path = http_request_path(wsi);
@@ -191,6 +195,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     struct conn *c = lws_get_opaque_user_data(wsi);
 
     switch (reason) {
+    case HTTP_CALLBACK_REFUSED:
+        n->stats.http_malformed++;
+        return 0;
     case LWS_CALLBACK_HTTP:
         listener_request_in(n, wsi);
         return on_http(n, wsi, user);
@@ -235,8 +242,13 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 {
     struct node *n = lws_context_user(lws_get_context(wsi));
     switch (reason) {
+    case HTTP_CALLBACK_REFUSED:
+        n->stats.http_malformed++;
+        return 0;
     case LWS_CALLBACK_HTTP: {
         listener_request_in(n, wsi);
+        if (!http_check_head(n, wsi, false))
+            return -1;
         char *path = http_request_path(wsi);
         int rc =
             path && admin_is_path(path) ? http_serve_admin(n, wsi, path) : http_finish(wsi, 404);
@@ -245,6 +257,8 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     }
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         listener_request_in(n, wsi);
+        if (!http_check_head(n, wsi, !strcasecmp(in, "websocket")))
+            return -1;
         return http_reply(wsi, 404) ? -1 : 1;
     case LWS_CALLBACK_WSI_DESTROY:
         listener_request_in(n, wsi);

@@ -65,6 +65,7 @@ struct stats {
     uint64_t linger_ends[N_LINGER_ENDS];
     uint64_t closed[N_CLOSE_CODES];
     uint64_t refused[N_REFUSALS];
+    uint64_t http_malformed; /* requests refused for their HTTP, on any listener */
     uint64_t messages_in;
     uint64_t bytes_in;
     uint64_t frames_out; /* written to a socket */
