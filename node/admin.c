@@ -99,10 +99,10 @@ static void connections(struct buf *p, struct node *n)
                values, s->closed, N_CLOSE_CODES);
 
     static const char *const status[N_REFUSALS] = {"400", "401", "403", "404", "405",
-                                                   "503", "503", "429", "429"};
-    static const char *const reason[N_REFUSALS] = {"bad_request", "unauthorized", "forbidden",
-                                                   "not_found",   "method",       "full",
-                                                   "draining",    "account_cap",  "account_rate"};
+                                                   "503", "503", "429", "429", "403"};
+    static const char *const reason[N_REFUSALS] = {
+        "bad_request", "unauthorized", "forbidden",   "not_found",    "method",
+        "full",        "draining",     "account_cap", "account_rate", "origin"};
     const char *name = "signal_upgrades_refused_total";
     prom_family(p, name, "counter", "WebSocket upgrades refused, by HTTP status and reason.");
     for (size_t i = 0; i < N_REFUSALS; i++) {

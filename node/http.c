@@ -1,8 +1,8 @@
 /* HTTP on the node's listeners: complete answers, the node's own checks of a
  * request (common/http_request.h), where the token is found (query,
- * Authorization, cookies), who may use the route, whether a WebSocket
- * handshake is one lws would handle, and the admin endpoints' answers; see
- * http.h. */
+ * Authorization, cookies), who may use the route (Origin, token,
+ * membership), whether a WebSocket handshake is one lws would handle, and
+ * the admin endpoints' answers; see http.h. */
 #include "http.h"
 
 #include <stdlib.h>
@@ -14,12 +14,15 @@
 #include "http_request.h"
 #include "log.h"
 #include "membership.h"
+#include "origin.h"
 #include "protocol.h"
 #include "xalloc.h"
 
 /* The body for a request refused for its HTTP: the same words as lws's own
  * refusals (tools/patches/lws-http-strict-head.patch). */
 #define MALFORMED_BODY "Bad Request"
+/* The body of the 403 for an Origin not in SIGNAL_ALLOWED_ORIGINS. */
+#define ORIGIN_BODY "Forbidden: Origin not allowed"
 
 static const char *status_body(int status)
 {
@@ -96,6 +99,13 @@ int http_reply(struct lws *wsi, int status)
     return http_reply_retry(wsi, status, 0);
 }
 
+int http_refuse(struct lws *wsi, int status, enum refusal why)
+{
+    if (why != REFUSED_ORIGIN)
+        return http_reply(wsi, status);
+    return http_send(wsi, status, "text/plain; charset=utf-8", ORIGIN_BODY, strlen(ORIGIN_BODY));
+}
+
 /* Fragment i of header h (a repeated field, or a query parameter), or NULL
  * when there is none; "" for a field present but empty. Points into a
  * buffer as big as the whole header buffer, valid until the next call: a
@@ -150,27 +160,48 @@ static char *find_token(struct lws *wsi)
     return token;
 }
 
-/* Decides who may use the route: 0 with *id filled, or the HTTP status. */
-int http_admit(struct node *n, struct lws *wsi, const char *path, char *room, struct identity *id)
+/* Whether the request's Origin may use the route (common/origin.h). */
+static bool origin_allowed_here(struct node *n, struct lws *wsi, const char *path)
+{
+    const struct origin_list *allowed = &n->cfg.allowed_origins;
+    if (!allowed->n || !fragment(wsi, WSI_TOKEN_ORIGIN, 0))
+        return true;
+    int len = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    char *origin = xmalloc((size_t)len + 1);
+    bool ok = lws_hdr_copy(wsi, origin, len + 1, WSI_TOKEN_ORIGIN) == len &&
+              origin_allowed(allowed, origin, (size_t)len);
+    if (!ok)
+        log_debug("upgrade_refused", "refused %s: origin %s not allowed", path, origin);
+    free(origin);
+    return ok;
+}
+
+/* Decides who may use the route: 0 with *id filled, or the HTTP status and
+ * *why, in the order of docs/protocol.md, "HTTP answers". */
+int http_admit(struct node *n, struct lws *wsi, const char *path, char *room, struct identity *id,
+               enum refusal *why)
 {
     if (!protocol_route(n->cfg.path_prefix, path, room))
-        return 404;
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0 &&
-        lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) <= 0)
-        return 405;
+        return *why = REFUSED_NOT_FOUND, 404;
+    if (!http_is_get_or_head(wsi))
+        return *why = REFUSED_METHOD, 405;
+    /* Before the token: a page of another site learns nothing of the
+     * cookie the browser sent along. */
+    if (!origin_allowed_here(n, wsi, path))
+        return *why = REFUSED_ORIGIN, 403;
     char *token = find_token(wsi);
-    const char *why = "no token";
-    int rc = token ? auth_verify(n->auth, token, time(NULL), id, &why) : -1;
+    const char *problem = "no token";
+    int rc = token ? auth_verify(n->auth, token, time(NULL), id, &problem) : -1;
     free(token);
     if (rc < 0) {
-        log_debug("upgrade_refused", "refused %s: %s", path, why);
-        return 401;
+        log_debug("upgrade_refused", "refused %s: %s", path, problem);
+        return *why = REFUSED_UNAUTHORIZED, 401;
     }
     struct membership *m = n->membership;
     struct membership_req *req;
     if (m->answers_at_once && m->ops->ask(m, id, room, NULL, NULL, &req) != MEMBERSHIP_YES) {
         identity_clear(id);
-        return 403;
+        return *why = REFUSED_FORBIDDEN, 403;
     }
     return 0;
 }

@@ -23,6 +23,9 @@ int http_send(struct lws *wsi, int status, const char *type, const char *body, s
 int http_reply(struct lws *wsi, int status);
 /* http_reply with a Retry-After header (seconds; none when retry_after_s <= 0). */
 int http_reply_retry(struct lws *wsi, int status, long retry_after_s);
+/* http_reply for a refusal of http_admit or of an upgrade: why picks the
+ * 403's body (the Origin's, or a member's). */
+int http_refuse(struct lws *wsi, int status, enum refusal why);
 /* Ends the transaction after an answer (rc: nonzero if it could not be
  * written): returns -1 when the connection must close, else 0. */
 int http_end(struct lws *wsi, int rc);
@@ -36,8 +39,9 @@ bool http_check_head(struct node *n, struct lws *wsi, bool websocket);
 char *http_request_path(struct lws *wsi);
 bool http_is_get_or_head(struct lws *wsi);
 /* Decides who may use the route: 0 with *id filled and room written
- * (PROTOCOL_GUID_LEN + 1 bytes), or the HTTP status to answer. */
-int http_admit(struct node *n, struct lws *wsi, const char *path, char *room, struct identity *id);
+ * (PROTOCOL_GUID_LEN + 1 bytes), or the HTTP status to answer and *why. */
+int http_admit(struct node *n, struct lws *wsi, const char *path, char *room, struct identity *id,
+               enum refusal *why);
 /* Whether a WebSocket handshake is one lws would upgrade (it drops others
  * silently; a member who sends one gets a 400 instead). */
 bool http_valid_handshake(struct lws *wsi);

@@ -50,13 +50,14 @@ static int on_http(struct node *n, struct lws *wsi, struct http_wait *w)
         return -1;
     char room[PROTOCOL_GUID_LEN + 1];
     struct identity id = {0};
+    enum refusal why = REFUSED_NOT_FOUND;
     char *path = http_request_path(wsi);
     if (path && !n->cfg.admin_port && admin_is_path(path)) {
         int rc = http_serve_admin(n, wsi, path);
         free(path);
         return rc;
     }
-    int status = path ? http_admit(n, wsi, path, room, &id) : 404;
+    int status = path ? http_admit(n, wsi, path, room, &id, &why) : 404;
     free(path);
     if (!status && !n->membership->answers_at_once) {
         /* Membership redis: a plain GET gets the same answer an upgrade would. */
@@ -69,7 +70,7 @@ static int on_http(struct node *n, struct lws *wsi, struct http_wait *w)
         return status ? http_finish(wsi, status) : 0;
     }
     identity_clear(&id);
-    return http_finish(wsi, status ? status : 400);
+    return status ? http_end(wsi, http_refuse(wsi, status, why)) : http_finish(wsi, 400);
 }
 
 static int on_http_writeable(struct lws *wsi, struct http_wait *w)
@@ -99,22 +100,6 @@ static void on_http_closed(struct node *n, struct http_wait *w)
     }
 }
 
-static enum refusal refusal_of(int status)
-{
-    switch (status) {
-    case 401:
-        return REFUSED_UNAUTHORIZED;
-    case 403:
-        return REFUSED_FORBIDDEN;
-    case 404:
-        return REFUSED_NOT_FOUND;
-    case 405:
-        return REFUSED_METHOD;
-    default:
-        return REFUSED_BAD_REQUEST;
-    }
-}
-
 static int on_confirm_upgrade(struct node *n, struct lws *wsi, const char *upgrade)
 {
     /* Other upgrades (h2c) stay HTTP: LWS_CALLBACK_HTTP answers them. */
@@ -124,10 +109,10 @@ static int on_confirm_upgrade(struct node *n, struct lws *wsi, const char *upgra
         return -1;
     char room[PROTOCOL_GUID_LEN + 1];
     struct identity id = {0};
+    enum refusal why = REFUSED_NOT_FOUND;
     char *path = http_request_path(wsi);
-    int status = path ? http_admit(n, wsi, path, room, &id) : 404;
+    int status = path ? http_admit(n, wsi, path, room, &id, &why) : 404;
     free(path);
-    enum refusal why = refusal_of(status);
     if (!status && !http_valid_handshake(wsi))
         status = 400, why = REFUSED_BAD_REQUEST;
     else if (!status && n->draining)
@@ -137,7 +122,7 @@ static int on_confirm_upgrade(struct node *n, struct lws *wsi, const char *upgra
     if (status) {
         identity_clear(&id);
         n->stats.refused[why]++;
-        return http_reply(wsi, status) ? -1 : 1;
+        return http_refuse(wsi, status, why) ? -1 : 1;
     }
     /* Last: only an upgrade that is otherwise admitted spends a join. */
     int limited = account_limit_admit(n, wsi, &id, room);

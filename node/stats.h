@@ -20,6 +20,7 @@ enum refusal {
     REFUSED_DRAINING,     /* 503: stopping */
     REFUSED_ACCOUNT_CAP,  /* 429: SIGNAL_MAX_CONNECTIONS_PER_ACCOUNT reached */
     REFUSED_ACCOUNT_RATE, /* 429: the account's join budget is spent */
+    REFUSED_ORIGIN,       /* 403: Origin not in SIGNAL_ALLOWED_ORIGINS */
     N_REFUSALS
 };
 
