@@ -209,7 +209,9 @@ void log_event(enum log_level level, const char *event, const struct log_fields 
 {
     if (!log_enabled(level))
         return;
-    char msg[MAX_VALUE_BYTES + 1], line[LOG_LINE_MAX + 1];
+    /* One byte beyond what a value keeps, so that a longer message is seen
+     * to be cut (and marked so). */
+    char msg[MAX_VALUE_BYTES + 2], line[LOG_LINE_MAX + 1];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);

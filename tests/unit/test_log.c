@@ -1,5 +1,6 @@
 /* Unit tests of the log line format: JSON and text, fields, escaping. */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <jansson.h>
 #include <string.h>
 
@@ -107,4 +108,17 @@ Test(log, parse_names)
     cr_assert_eq(log_format_parse("xml", &f), -1);
     cr_assert_eq(log_level_parse("debug", &l), 0);
     cr_assert_eq(l, LOG_DEBUG);
+}
+
+Test(log, a_message_longer_than_a_value_is_marked_as_cut, .init = cr_redirect_stderr)
+{
+    static char big[3000];
+    memset(big, 'a', sizeof(big) - 1);
+    log_init(LOG_INFO, LOG_TEXT, "node-1");
+    log_event(LOG_INFO, "e", NULL, "%s", big);
+    fflush(stderr);
+    static char out[4096];
+    size_t n = fread(out, 1, sizeof(out) - 1, cr_get_redirected_stderr());
+    out[n] = '\0';
+    cr_assert(n > 1024 && strstr(out, "aaa...\n") != NULL, "%s", out);
 }
