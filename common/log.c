@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -107,6 +108,25 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
+/* The code point of the valid sequence of len > 1 bytes at s. */
+static uint32_t code_point(const unsigned char *s, size_t len)
+{
+    uint32_t c = s[0] & (0x7f >> len);
+    for (size_t i = 1; i < len; i++)
+        c = c << 6 | (s[i] & 0x3f);
+    return c;
+}
+
+/* Characters that are valid but that a reader may take for a line break
+ * (C1 controls such as NEL, U+2028, U+2029: Python's splitlines, some
+ * viewers) or that reorder what a terminal shows (the bidirectional
+ * controls): written as \uXXXX in both formats. */
+static bool hidden_break(uint32_t c)
+{
+    return (c >= 0x80 && c <= 0x9f) || c == 0x2028 || c == 0x2029 || c == 0x061c || c == 0x200e ||
+           c == 0x200f || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
 /* Appends s escaped: for JSON as the inside of a string, for text with
  * control characters, quotes and backslashes as \xNN-style escapes, so that
  * nothing a client sends can end a line or a field. Invalid UTF-8 becomes
@@ -118,26 +138,25 @@ static void put_escaped(struct line *l, const char *s, bool json)
     bool cut = s[n] != '\0';
     while (n) {
         size_t k = utf8_seq(p, n);
-        if (k > 1) {
+        uint32_t c = k > 1 ? code_point(p, k) : 0;
+        if (k > 1 && !hidden_break(c)) {
             put(l, (const char *)p, k);
+        } else if (k > 1) {
+            putf(l, "\\u%04x", (unsigned)c);
         } else if (k == 1 && *p >= 0x20 && *p != 0x7f && *p != '"' && *p != '\\') {
             put(l, (const char *)p, 1);
-        } else if (json) {
-            if (k == 0)
-                puts_(l, "\\ufffd");
-            else if (*p == '"' || *p == '\\')
-                putf(l, "\\%c", *p);
-            else if (*p == '\n')
-                puts_(l, "\\n");
-            else if (*p == '\t')
-                puts_(l, "\\t");
-            else
-                putf(l, "\\u%04x", *p);
+        } else if (k == 1 && (*p == '"' || *p == '\\')) {
+            putf(l, "\\%c", *p);
+        } else if (!json) {
+            putf(l, "\\x%02x", *p);
+        } else if (k == 0) {
+            puts_(l, "\\ufffd");
+        } else if (*p == '\n') {
+            puts_(l, "\\n");
+        } else if (*p == '\t') {
+            puts_(l, "\\t");
         } else {
-            if (*p == '"' || *p == '\\')
-                putf(l, "\\%c", *p);
-            else
-                putf(l, "\\x%02x", *p);
+            putf(l, "\\u%04x", *p);
         }
         k = k ? k : 1;
         p += k;
@@ -145,6 +164,15 @@ static void put_escaped(struct line *l, const char *s, bool json)
     }
     if (cut)
         puts_(l, "...");
+}
+
+/* Whether a text value must be quoted to read back as one field: it is
+ * empty, holds a space, '=' or '"', or ends with the ':' that ends the
+ * fields. */
+static bool text_needs_quotes(const char *v)
+{
+    size_t n = strlen(v);
+    return !n || strcspn(v, " =\"") < n || v[n - 1] == ':';
 }
 
 static void put_field(struct line *l, bool json, const char *name, const char *value)
@@ -155,10 +183,13 @@ static void put_field(struct line *l, bool json, const char *name, const char *v
         putf(l, ",\"%s\":\"", name);
         put_escaped(l, value, true);
         puts_(l, "\"");
-    } else {
-        putf(l, " %s=", name);
-        put_escaped(l, value, false);
+        return;
     }
+    bool quote = text_needs_quotes(value);
+    putf(l, quote ? " %s=\"" : " %s=", name);
+    put_escaped(l, value, false);
+    if (quote)
+        puts_(l, "\"");
 }
 
 static void put_number(struct line *l, bool json, const char *name, long long v)

@@ -2,9 +2,10 @@
  * log pipelines) or as text (for people, under --dev). Every line carries the
  * time, the level, this node's id and an event name, and, where they apply,
  * the room, account, connection, close code and duration, so that logs from
- * many nodes can be merged, filtered and counted. Every field is escaped:
- * what a client controls cannot forge a line. Tokens, secrets and message
- * payloads are never passed in. */
+ * many nodes can be merged, filtered and counted. Every field is escaped
+ * (and quoted in text when it would not read back as one field): what a
+ * client controls cannot forge a line or a field. Tokens, secrets and
+ * message payloads are never passed in. */
 #ifndef SIGNAL_LOG_H
 #define SIGNAL_LOG_H
 

@@ -67,7 +67,47 @@ Test(log, client_text_cannot_forge_a_line_or_a_field)
     fmt(LOG_TEXT, &f, "m\r\n");
     cr_assert_null(strchr(line, '\n'));
     cr_assert_null(strchr(line, '\r'));
-    cr_assert(strstr(line, "account=x\\\"}\\x0a{\\\"level\\\":") != NULL, "%s", line);
+    cr_assert(strstr(line, "account=\"x\\\"}\\x0a{\\\"level\\\":") != NULL, "%s", line);
+}
+
+Test(log, characters_read_as_line_breaks_or_reordering_are_escaped)
+{
+    /* NEL (U+0085), U+2028, U+2029 break lines for Python's splitlines and
+     * some viewers; U+202E and U+061C reorder what a terminal shows. */
+    const char *sub = "a\xc2\x85{\"level\":\"error\"}\xe2\x80\xa8"
+                      "b\xe2\x80\xa9"
+                      "c\xe2\x80\xae"
+                      "d\xd8\x9c"
+                      "e\xc2\xa0\xc3\xa9";
+    struct log_fields f = {NULL, sub, NULL, 0, -1};
+    json_t *j = json_loads(fmt(LOG_JSON, &f, sub), 0, NULL);
+    cr_assert_not_null(j, "not JSON: %s", line);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "account")), sub, "read back whole");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "msg")), sub);
+    json_decref(j);
+    cr_assert(strstr(line, "a\\u0085{\\\"level\\\":\\\"error\\\"}\\u2028b\\u2029c\\u202ed\\u061ce"
+                           "\xc2\xa0\xc3\xa9") != NULL,
+              "%s", line);
+    fmt(LOG_TEXT, &f, sub);
+    cr_assert(strstr(line, "account=\"a\\u0085{\\\"level\\\":\\\"error\\\"}\\u2028b\\u2029c\\u202ed"
+                           "\\u061ce\xc2\xa0\xc3\xa9\": a\\u0085") != NULL,
+              "%s", line);
+    for (const char *p = line; *p; p++)
+        cr_assert((unsigned char)*p >= 0x20 && *p != 0x7f, "a raw control byte in %s", line);
+    cr_assert_null(strstr(line, "\xc2\x85"));
+    cr_assert_null(strstr(line, "\xe2\x80\xa8"));
+}
+
+Test(log, text_values_that_would_split_are_quoted)
+{
+    struct log_fields f = {"", "x code=1000 conn=forged", "c:", 1, -1};
+    cr_assert_str_eq(fmt(LOG_TEXT, &f, "m"),
+                     "2026-11-29T15:01:34.567Z info  node-1 conn_close room=\"\" "
+                     "account=\"x code=1000 conn=forged\" conn=\"c:\" code=1: m");
+    struct log_fields g = {NULL, "say \"hi\"=", "node-1:ab:7", 0, -1};
+    cr_assert_str_eq(fmt(LOG_TEXT, &g, "m"),
+                     "2026-11-29T15:01:34.567Z info  node-1 conn_close account=\"say \\\"hi\\\"=\" "
+                     "conn=node-1:ab:7: m");
 }
 
 Test(log, invalid_utf8_is_replaced_and_valid_kept)
@@ -80,8 +120,8 @@ Test(log, invalid_utf8_is_replaced_and_valid_kept)
                      "\xbf\xbd");
     json_decref(j);
     fmt(LOG_TEXT, &f, "m");
-    cr_assert(strstr(line, "account=caf\xc3\xa9 \\xff\\xc0\\xaf \\xed\\xa0\\x80:") != NULL, "%s",
-              line);
+    cr_assert(strstr(line, "account=\"caf\xc3\xa9 \\xff\\xc0\\xaf \\xed\\xa0\\x80\":") != NULL,
+              "%s", line);
 }
 
 Test(log, long_values_are_cut_and_the_line_stays_whole)
