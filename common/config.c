@@ -181,6 +181,19 @@ static int parse_node_id(struct config *c, const struct setting *s, const char *
     return parse_string(c, s, v, why, n);
 }
 
+/* A cluster secret: never echoed in an error, it may be a typo of the
+ * real one. */
+static int parse_cluster_secret(struct config *c, const struct setting *s, const char *v, char *why,
+                                size_t n)
+{
+    if (strlen(v) < 16) {
+        snprintf(why, n, "at least 16 bytes, got %zu (make one with openssl rand -hex 32)",
+                 strlen(v));
+        return -1;
+    }
+    return parse_string(c, s, v, why, n);
+}
+
 static int parse_alg(struct config *c, const struct setting *s, const char *v, char *why, size_t n)
 {
     static const char *const algs[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
@@ -285,6 +298,13 @@ static const struct setting settings[] = {
     {"SIGNAL_NODE_ID", "node-id", NULL,
      "this node's id in logs, metrics and Redis (default: the hostname)", parse_node_id,
      FIELD(node_id), 0, 0},
+    {"SIGNAL_CLUSTER_SECRET", "cluster-secret", NULL,
+     "with Redis: the secret that authenticates what nodes send each other (HMAC); unset = not "
+     "authenticated",
+     parse_cluster_secret, FIELD(cluster_secret), 0, 0},
+    {"SIGNAL_CLUSTER_SECRET_ACCEPT", "cluster-secret-accept", NULL,
+     "while the cluster secret changes: another secret whose messages are accepted too",
+     parse_cluster_secret, FIELD(cluster_secret_accept), 0, 0},
     {"SIGNAL_JWT_ALG", "jwt-alg", "HS256", "the only JWT algorithm accepted", parse_alg,
      FIELD(jwt_alg), 0, 0},
     {"SIGNAL_JWT_SECRET", "jwt-secret", NULL, "HMAC secret (HS*)", parse_string, FIELD(jwt_secret),
@@ -429,6 +449,10 @@ static int check_whole(struct config *c, char *err, size_t n)
                  "SIGNAL_MEMBERSHIP: redis needs SIGNAL_REDIS_URL or SIGNAL_MEMBERSHIP_REDIS_URL");
         return -1;
     }
+    if (c->cluster_secret_accept && !c->cluster_secret) {
+        snprintf(err, n, "SIGNAL_CLUSTER_SECRET_ACCEPT: needs SIGNAL_CLUSTER_SECRET");
+        return -1;
+    }
     if (!c->log_format_set)
         c->log_format = c->dev ? LOG_TEXT : LOG_JSON;
     if (c->admin_port && c->admin_port == c->listen_port &&
@@ -482,6 +506,8 @@ void config_free(struct config *c)
     redis_url_free(&c->membership_redis);
     free(c->redis_prefix);
     free(c->node_id);
+    free(c->cluster_secret);
+    free(c->cluster_secret_accept);
     free(c->jwt_alg);
     free(c->jwt_secret);
     free(c->jwt_key_file);

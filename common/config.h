@@ -31,6 +31,8 @@ struct config {
     char *redis_prefix;
     long node_ttl_s;
     char *node_id;
+    char *cluster_secret;        /* NULL = the bus's messages are not authenticated */
+    char *cluster_secret_accept; /* also accepted on receipt, never signed with */
     char *jwt_alg;
     char *jwt_secret;
     char *jwt_key_file;

@@ -250,3 +250,22 @@ Test(config, allowed_origins)
     expect_error("SIGNAL_ALLOWED_ORIGINS", "https://app.example.com/", "SIGNAL_ALLOWED_ORIGINS");
     expect_error("SIGNAL_ALLOWED_ORIGINS", "*", "SIGNAL_ALLOWED_ORIGINS");
 }
+
+Test(config, cluster_secret)
+{
+    struct config c;
+    char *argv[] = {"signal-node"};
+    cr_assert_eq(load(&c, 1, argv), CONFIG_OK, "%s", err);
+    cr_assert_null(c.cluster_secret, "not authenticated by default");
+    config_free(&c);
+    setenv("SIGNAL_CLUSTER_SECRET", "0123456789abcdef", 1);
+    setenv("SIGNAL_CLUSTER_SECRET_ACCEPT", "fedcba9876543210", 1);
+    cr_assert_eq(load(&c, 1, argv), CONFIG_OK, "%s", err);
+    cr_assert_str_eq(c.cluster_secret, "0123456789abcdef");
+    cr_assert_str_eq(c.cluster_secret_accept, "fedcba9876543210");
+    config_free(&c);
+    unsetenv("SIGNAL_CLUSTER_SECRET");
+    expect_error("SIGNAL_CLUSTER_SECRET_ACCEPT", "fedcba9876543210", "needs SIGNAL_CLUSTER_SECRET");
+    expect_error("SIGNAL_CLUSTER_SECRET", "short-secret", "SIGNAL_CLUSTER_SECRET: at least 16");
+    cr_assert_null(strstr(err, "short-secret"), "the secret is never echoed: %s", err);
+}
