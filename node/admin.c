@@ -192,6 +192,10 @@ static void cluster(struct buf *p, struct node *n)
                 "Signals the bus lost (redis_down, redis_backlog and load_backlog drops).",
                 (double)(s->dropped[DROP_REDIS_DOWN] + s->dropped[DROP_REDIS_BACKLOG] +
                          s->dropped[DROP_LOAD_BACKLOG]));
+    static const char *const rejects[N_REJECTS] = {"malformed", "invalid_packet"};
+    counter_by(p, "signal_bus_rejected_total",
+               "Messages read from the room channels in Redis and dropped unused, by reason.",
+               "reason", rejects, s->bus_rejected, N_REJECTS);
     prom_family(p, "signal_bus_delivery_lag_seconds", "histogram",
                 "From publication on another node to delivery here (clocks of both hosts).");
     prom_histogram(p, "signal_bus_delivery_lag_seconds", &s->bus_lag);

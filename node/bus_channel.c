@@ -183,10 +183,11 @@ static void handle(struct bus_redis *b, struct channel *s, const struct wire_msg
 }
 
 /* Until the room's presence is loaded, everything that arrives waits. */
-static void hold(struct bus_redis *b, struct channel *s, const char *text, size_t len)
+static void hold(struct bus_redis *b, struct channel *s, enum wire_kind kind, const char *text,
+                 size_t len)
 {
     if (s->backlog_bytes + len > MAX_BACKLOG_BYTES) {
-        if (text[0] == WIRE_SIGNAL)
+        if (kind == WIRE_SIGNAL)
             b->stats->dropped[DROP_LOAD_BACKLOG]++;
         s->unsure = true; /* a lost presence event: load again later */
         return;
@@ -204,19 +205,20 @@ static void on_message(struct bus_redis *b, const redisReply *channel, const red
 {
     size_t plen = strlen(b->cfg->redis_prefix) + strlen("room:");
     struct wire_msg w;
-    if (channel->len <= plen || msg->type != REDIS_REPLY_STRING ||
-        !wire_decode(msg->str, msg->len, &w))
+    bool mine;
+    if (channel->len <= plen || msg->type != REDIS_REPLY_STRING)
         return;
-    struct channel *s = channel_find(b, channel->str + plen);
+    const char *room = channel->str + plen;
+    if (!trust_accept(b, room, msg->str, msg->len, &w, &mine))
+        return;
+    struct channel *s = channel_find(b, room);
     /* Our own: delivered or applied when it happened. */
-    bool mine =
-        w.origin.len == strlen(b->instance) && !memcmp(w.origin.p, b->instance, w.origin.len);
     if (s && mine)
         flow_echoed(s, msg->len);
     if (!s || s->state != CHANNEL_SUBSCRIBED || !s->want || mine)
         return;
     if (!s->synced && s->loading)
-        hold(b, s, msg->str, msg->len);
+        hold(b, s, w.kind, msg->str, msg->len);
     else if (s->synced || w.kind == WIRE_SIGNAL)
         handle(b, s, &w); /* unsynced: no load possible now, late is worse */
     /* else a presence event before the load is sent: the load will hold it */
@@ -238,7 +240,7 @@ static void replay_backlog(struct bus_redis *b, struct channel *s)
     s->backlog_bytes = 0;
     while (e) {
         struct held_msg *next = e->next;
-        struct wire_msg w; /* it decoded when it arrived; its copy decodes again */
+        struct wire_msg w; /* it was accepted when it arrived; its copy decodes again */
         if (wire_decode(e->text, e->len, &w))
             handle(b, s, &w);
         free(e);

@@ -6,7 +6,8 @@
  *                   again, restore) and the other nodes' (reconcile);
  *   bus_beat.c      the heartbeat, the sweep of dead nodes and the goodbye;
  *   bus_script.c    the Lua scripts (node/lua/), loaded once, run with
- *                   EVALSHA.
+ *                   EVALSHA;
+ *   bus_trust.c     what is accepted from a channel.
  * The bus sees no connection, room or node: it keeps its own record of this
  * node's presence entries and of the other nodes' keys in each room, and
  * tells the relay what changes through the bus_handler. The design is in
@@ -112,6 +113,9 @@ struct bus_redis {
     struct event *poll_timer; /* CLIENT LIST, for the subscribers' buffers */
     bool poll_in_flight, published_since_poll, no_client_list;
     bool slow; /* handler.slow(true) was the last said */
+    /* Dropped messages, for the rate of the log (bus_trust.c). */
+    int64_t rejects_logged_ms; /* monotonic; 0 before the first line */
+    uint64_t rejects_unlogged;
 };
 
 /* ---- bus_channel.c ---- */
@@ -146,6 +150,13 @@ void flow_echoed(struct channel *s, size_t len);
 void flow_forget(struct channel *s);
 /* The publishing connection is down: what waits is dropped (counted). */
 void flow_publisher_down(struct bus_redis *b);
+
+/* ---- bus_trust.c ---- */
+/* Decodes and checks a message read on the channel of room. Returns true
+ * with *w and *mine (this node published it) filled when it may be used;
+ * false when it was dropped (counted, logged). */
+bool trust_accept(struct bus_redis *b, const char *room, const char *text, size_t len,
+                  struct wire_msg *w, bool *mine);
 
 /* ---- bus_presence.c ---- */
 /* Records and writes a local connection's join; handler.joined follows. */

@@ -33,6 +33,13 @@ enum drop_reason {
     N_DROP_REASONS
 };
 
+/* Why a message read from a room's Redis channel was dropped unused. */
+enum bus_reject {
+    REJECT_MALFORMED,      /* not a well-formed message */
+    REJECT_INVALID_PACKET, /* its packet or presence value is not what a node sends */
+    N_REJECTS
+};
+
 /* Error packets sent, by code (docs/protocol.md, "Errors"). */
 enum error_kind {
     ERR_INVALID_JSON,
@@ -81,6 +88,7 @@ struct stats {
     uint64_t bus_subscriber_buffer_bytes; /* the largest Redis reported, last asked */
     uint64_t bus_slowdowns;               /* times the relay was asked to stop reading clients */
     struct histogram bus_lag;             /* sender's stamp to delivery here, seconds */
+    uint64_t bus_rejected[N_REJECTS];     /* from the room channels, dropped unused */
 };
 
 /* Index of code in STATS_CLOSE_CODES, or N_CLOSE_CODES - 1 for "other". */
