@@ -192,7 +192,8 @@ static void cluster(struct buf *p, struct node *n)
                 "Signals the bus lost (redis_down, redis_backlog and load_backlog drops).",
                 (double)(s->dropped[DROP_REDIS_DOWN] + s->dropped[DROP_REDIS_BACKLOG] +
                          s->dropped[DROP_LOAD_BACKLOG]));
-    static const char *const rejects[N_REJECTS] = {"malformed", "invalid_packet"};
+    static const char *const rejects[N_REJECTS] = {
+        "malformed", "invalid_packet", "unsigned", "unknown_key", "bad_mac", "stale", "replayed"};
     counter_by(p, "signal_bus_rejected_total",
                "Messages read from the room channels in Redis and dropped unused, by reason.",
                "reason", rejects, s->bus_rejected, N_REJECTS);

@@ -23,16 +23,20 @@ static void on_swept(redisAsyncContext *ac, void *reply_, void *privdata)
     b->sweep_sent = 0;
     if (!reply)
         return;
-    if (reply->type != REDIS_REPLY_ARRAY) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_ARRAY ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY) {
         presence_script_failed(b, "the sweep",
                                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply",
                                false);
         return;
     }
+    presence_publish_swept(b, reply->element[1]);
+    const redisReply *registered = reply->element[0];
     struct channel *s, *tmp;
     HASH_ITER(hh, b->channels, s, tmp)
     {
-        if (s->synced && s->want && (s->unsure || presence_knows_unregistered(s, reply))) {
+        if (s->synced && s->want && (s->unsure || presence_knows_unregistered(s, registered))) {
             channel_reset(s); /* load again: the sweep may have decided */
             channel_start_load(s);
         }
@@ -43,8 +47,9 @@ static void send_sweep(struct bus_redis *b)
 {
     char confirm_ms[24];
     snprintf(confirm_ms, sizeof(confirm_ms), "%ld", b->period_ms * 3 / 2);
-    const char *argv[] = {b->k_nodes,           b->k_seq,   b->k_suspects,
-                          b->cfg->redis_prefix, confirm_ms, NULL};
+    /* A script cannot sign: with a secret, the node publishes the leaves. */
+    const char *argv[] = {b->k_nodes, b->k_seq,           b->k_suspects, b->cfg->redis_prefix,
+                          confirm_ms, b->key ? "0" : "1", NULL};
     if (script_run(b, SCRIPT_SWEEP, on_swept, b, 3, argv) == 0)
         b->sweep_sent = clock_mono_ms();
 }
@@ -55,6 +60,7 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
     struct bus_redis *b = arg;
     if (!redis_ready(b->publisher) || b->stopping)
         return;
+    trust_forget_quiet(b);
     /* Half a period of slack: beats are a period apart, give or take. */
     if (b->sweep_sent && clock_mono_ms() - b->sweep_sent >= b->stuck_ms - b->period_ms / 2) {
         /* Seconds without an answer: this Redis is stuck, and a new

@@ -209,7 +209,7 @@ static void on_message(struct bus_redis *b, const redisReply *channel, const red
     if (channel->len <= plen || msg->type != REDIS_REPLY_STRING)
         return;
     const char *room = channel->str + plen;
-    if (!trust_accept(b, room, msg->str, msg->len, &w, &mine))
+    if (!trust_accept(b, channel->str, channel->len, room, msg->str, msg->len, &w, &mine))
         return;
     struct channel *s = channel_find(b, room);
     /* Our own: delivered or applied when it happened. */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <utlist.h>
 
+#include "buf.h"
 #include "bus_redis.h"
 #include "clock.h"
 #include "log.h"
@@ -91,6 +92,18 @@ static void on_join_reply(redisAsyncContext *ac, void *reply_, void *privdata)
         presence_script_failed(privdata, "join", reply->str, true);
 }
 
+/* The authentication head of the J or L event a script publishes for key
+ * ("J|" or "L|", then "<version>|<this instance>|<key>|<value>"): empty
+ * without a secret. The script puts it in front of the event. */
+static void sign_event(struct bus_redis *b, char auth[BUS_AUTH_HEAD_MAX], const char *channel,
+                       const char *kind, const char *key, const char *value)
+{
+    const struct wire_str parts[] = {{kind, 2}, {b->instance, strlen(b->instance)},
+                                     {"|", 1},  {key, strlen(key)},
+                                     {"|", 1},  {value, strlen(value)}};
+    trust_sign(b, auth, BUS_AUTH_HEAD_MAX, channel, (enum wire_kind)kind[0], parts, 6);
+}
+
 /* Writes an entry with the join script; returns -1 when it could not be
  * sent: fn will not run. */
 static int send_join(struct bus_redis *b, const char *room, const struct own_entry *e,
@@ -103,8 +116,10 @@ static int send_join(struct bus_redis *b, const char *room, const struct own_ent
         return -1;
     char *presence = wire_name(b->cfg->redis_prefix, "presence:", room);
     char *channel = wire_name(b->cfg->redis_prefix, "room:", room);
-    const char *argv[] = {presence, b->k_rooms, b->k_seq,    channel, b->k_nodes,
-                          e->key,   value,      b->instance, room,    NULL};
+    char auth[BUS_AUTH_HEAD_MAX];
+    sign_event(b, auth, channel, "J|", e->key, value);
+    const char *argv[] = {presence, b->k_rooms,  b->k_seq, channel, b->k_nodes, e->key,
+                          value,    b->instance, room,     auth,    NULL};
     int rc = script_run(b, SCRIPT_JOIN, fn, privdata, 5, argv);
     free(presence);
     free(channel);
@@ -117,8 +132,10 @@ static void send_leave(struct bus_redis *b, const struct retract *t, redisCallba
 {
     char *presence = wire_name(b->cfg->redis_prefix, "presence:", t->room);
     char *channel = wire_name(b->cfg->redis_prefix, "room:", t->room);
+    char auth[BUS_AUTH_HEAD_MAX];
+    sign_event(b, auth, channel, "L|", t->key, t->account_id);
     const char *argv[] = {presence,      b->k_rooms,  b->k_seq, channel, t->key,
-                          t->account_id, b->instance, t->room,  NULL};
+                          t->account_id, b->instance, t->room,  auth,    NULL};
     if (script_run(b, SCRIPT_LEAVE, fn, privdata, 4, argv) < 0 && fn)
         fn(NULL, NULL, privdata); /* not sent: kept for the next restore */
     free(presence);
@@ -327,6 +344,34 @@ void presence_event(struct bus_redis *b, struct channel *s, const struct wire_ms
         free(account_id);
     }
     free(key);
+}
+
+void presence_publish_swept(struct bus_redis *b, const redisReply *left)
+{
+    for (size_t i = 0; i + 3 < left->elements; i += 4) {
+        const redisReply *room = left->element[i], *key = left->element[i + 1],
+                         *id = left->element[i + 2], *v = left->element[i + 3];
+        if (room->type != REDIS_REPLY_STRING || key->type != REDIS_REPLY_STRING ||
+            id->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_INTEGER)
+            continue;
+        char *channel = wire_name(b->cfg->redis_prefix, "room:", room->str);
+        struct buf msg;
+        buf_init(&msg, BUS_AUTH_HEAD_MAX + 64 + key->len + id->len);
+        char auth[BUS_AUTH_HEAD_MAX];
+        /* The sweep's leaves keep "sweep" for the publisher, so that no
+         * node takes them for its own echo; the head names the signer. */
+        const struct wire_str parts[] = {
+            {"L|", 2}, {"sweep|", 6}, {key->str, key->len}, {"|", 1}, {id->str, id->len}};
+        size_t al = trust_sign(b, auth, sizeof(auth), channel, WIRE_LEAVE, parts, 5);
+        buf_append(&msg, auth, al);
+        buf_appendf(&msg, "L|%lld|sweep|", v->integer);
+        buf_append(&msg, key->str, key->len);
+        buf_append(&msg, "|", 1);
+        buf_append(&msg, id->str, id->len);
+        redis_command(b->publisher, NULL, NULL, "PUBLISH %s %b", channel, msg.data, msg.len);
+        buf_free(&msg);
+        free(channel);
+    }
 }
 
 static bool in_list(const redisReply *list, const char *s, size_t n)

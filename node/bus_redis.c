@@ -51,17 +51,22 @@ static int rb_publish(struct bus *bus, const struct bus_msg *m)
         b->stats->dropped[DROP_REDIS_BACKLOG]++;
         return -1;
     }
-    char head[512];
+    char head[512], auth[BUS_AUTH_HEAD_MAX];
     size_t hl =
         wire_signal_head(head, sizeof(head), m->origin, m->origin_conn, clock_now_us(), m->to);
     if (!hl) /* cannot happen: ids are bounded well below the head's size */
         return -1;
     char *channel = wire_name(b->cfg->redis_prefix, "room:", m->room);
-    size_t msg_len = hl + m->packet->len;
+    /* Signed once, whoever receives it. */
+    const struct wire_str parts[] = {{head, hl},
+                                     {(const char *)packet_text(m->packet), m->packet->len}};
+    size_t al = trust_sign(b, auth, sizeof(auth), channel, WIRE_SIGNAL, parts, 2);
+    size_t msg_len = al + hl + m->packet->len;
     struct buf cmd;
     buf_init(&cmd, 64 + strlen(channel) + msg_len);
     buf_appendf(&cmd, "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n%s\r\n$%zu\r\n", strlen(channel), channel,
                 msg_len);
+    buf_append(&cmd, auth, al);
     buf_append(&cmd, head, hl);
     buf_append(&cmd, packet_text(m->packet), m->packet->len);
     buf_append(&cmd, "\r\n", 2);
@@ -140,6 +145,7 @@ static void rb_free(struct bus *bus)
         retract_free(t);
     }
     event_free(b->beat);
+    trust_free(b);
     free(b->instance);
     free(b->k_nodes);
     free(b->k_seq);
@@ -170,6 +176,7 @@ struct bus *bus_redis_new(struct event_base *evb, const struct config *cfg, cons
     b->k_rooms = wire_name(prefix, "rooms:", instance);
     b->k_suspects = wire_name(prefix, "suspects", "");
     b->stats = stats;
+    trust_init(b);
     flow_init(b);
     beat_start(b);
     b->publisher = redis_new(evb, &cfg->redis, "bus", on_publisher_state, b);

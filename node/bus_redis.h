@@ -7,7 +7,8 @@
  *   bus_beat.c      the heartbeat, the sweep of dead nodes and the goodbye;
  *   bus_script.c    the Lua scripts (node/lua/), loaded once, run with
  *                   EVALSHA;
- *   bus_trust.c     what is accepted from a channel.
+ *   bus_trust.c     what is accepted from a channel (form, MAC, replays)
+ *                   and the signature on what this node publishes.
  * The bus sees no connection, room or node: it keeps its own record of this
  * node's presence entries and of the other nodes' keys in each room, and
  * tells the relay what changes through the bus_handler. The design is in
@@ -23,6 +24,7 @@
 #include <uthash.h>
 
 #include "bus.h"
+#include "bus_auth.h"
 #include "bus_wire.h"
 #include "protocol.h"
 #include "redis.h"
@@ -113,7 +115,12 @@ struct bus_redis {
     struct event *poll_timer; /* CLIENT LIST, for the subscribers' buffers */
     bool poll_in_flight, published_since_poll, no_client_list;
     bool slow; /* handler.slow(true) was the last said */
-    /* Dropped messages, for the rate of the log (bus_trust.c). */
+    /* Authentication (bus_trust.c): the keys, NULL without
+     * SIGNAL_CLUSTER_SECRET; the last sequence number signed in each
+     * stream; what each signer sent; the rate of the log. */
+    struct bus_key *key, *key_accept;
+    uint64_t signed_signals, signed_presence;
+    struct signer *signers;
     int64_t rejects_logged_ms; /* monotonic; 0 before the first line */
     uint64_t rejects_unlogged;
 };
@@ -152,11 +159,23 @@ void flow_forget(struct channel *s);
 void flow_publisher_down(struct bus_redis *b);
 
 /* ---- bus_trust.c ---- */
-/* Decodes and checks a message read on the channel of room. Returns true
- * with *w and *mine (this node published it) filled when it may be used;
- * false when it was dropped (counted, logged). */
-bool trust_accept(struct bus_redis *b, const char *room, const char *text, size_t len,
-                  struct wire_msg *w, bool *mine);
+/* Makes the keys of SIGNAL_CLUSTER_SECRET(_ACCEPT), if set. */
+void trust_init(struct bus_redis *b);
+void trust_free(struct bus_redis *b);
+/* Writes the authentication head of a message of kind this node publishes
+ * on channel (parts: the message less a J or L's version) into out (size
+ * bytes, at least BUS_AUTH_HEAD_MAX). Returns its length: 0, and out
+ * empty, without a secret. */
+size_t trust_sign(struct bus_redis *b, char *out, size_t size, const char *channel,
+                  enum wire_kind kind, const struct wire_str *parts, size_t n);
+/* Decodes and checks a message read on channel (channel_len bytes), the
+ * channel of room. Returns true with *w and *mine (this node published it)
+ * filled when it may be used; false when it was dropped (counted, logged). */
+bool trust_accept(struct bus_redis *b, const char *channel, size_t channel_len, const char *room,
+                  const char *text, size_t len, struct wire_msg *w, bool *mine);
+/* Forgets the sequence numbers of signers not heard from in
+ * BUS_MAX_AGE_MS. */
+void trust_forget_quiet(struct bus_redis *b);
 
 /* ---- bus_presence.c ---- */
 /* Records and writes a local connection's join; handler.joined follows. */
@@ -171,6 +190,9 @@ bool presence_reconcile(struct bus_redis *b, struct channel *s, const redisReply
                         const redisReply *registered);
 /* Whether the room knows connections of instances not in registered. */
 bool presence_knows_unregistered(const struct channel *s, const redisReply *registered);
+/* Publishes, signed, the leaves a sweep made without publishing them
+ * (room, key, account id, version, four elements each). */
+void presence_publish_swept(struct bus_redis *b, const redisReply *left);
 /* Forgets the room's records (it has no local member left). */
 void presence_clear(struct channel *s);
 /* Writes the heartbeat, every local connection and every pending leave in

@@ -37,6 +37,11 @@ enum drop_reason {
 enum bus_reject {
     REJECT_MALFORMED,      /* not a well-formed message */
     REJECT_INVALID_PACKET, /* its packet or presence value is not what a node sends */
+    REJECT_UNSIGNED,       /* no MAC, with SIGNAL_CLUSTER_SECRET */
+    REJECT_UNKNOWN_KEY,    /* signed with a secret this node does not have */
+    REJECT_BAD_MAC,        /* the MAC does not match */
+    REJECT_STALE,          /* its stamp is too far from this node's clock */
+    REJECT_REPLAYED,       /* its signer's sequence number was seen already */
     N_REJECTS
 };
 

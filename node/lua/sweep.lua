@@ -1,13 +1,15 @@
 -- The sweep of dead nodes, run by every node at each heartbeat (bus_beat.c).
--- KEYS: nodes, seq, suspects. ARGV: prefix, confirm ms. An instance whose
--- heartbeat holds a newer boot id is forgotten at once: its presence removed
--- with a leave event each. One whose heartbeat is gone becomes a suspect, and
--- is forgotten if still gone confirm ms later: the wait spares the live when
--- Redis itself stalled and let every heartbeat expire. Returns the
--- registered instances.
+-- KEYS: nodes, seq, suspects. ARGV: prefix, confirm ms, publish ('1' or
+-- '0'). An instance whose heartbeat holds a newer boot id is forgotten at
+-- once: its presence removed with a leave event each. One whose heartbeat is
+-- gone becomes a suspect, and is forgotten if still gone confirm ms later:
+-- the wait spares the live when Redis itself stalled and let every heartbeat
+-- expire. Returns the registered instances, and the leaves it did not
+-- publish (room, key, account id, version each): with a cluster secret the
+-- node publishes them, signed, since a script cannot sign.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local alive = {}
+local alive, left = {}, {}
 for _, inst in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local node, boot = string.match(inst, '^(.*):([^:]*)$')
   local since = tonumber(redis.call('HGET', KEYS[3], inst))
@@ -39,8 +41,12 @@ for _, inst in ipairs(redis.call('SMEMBERS', KEYS[1])) do
           if ok and type(value) == 'table' and type(value.account) == 'table'
              and type(value.account.id) == 'string' then id = value.account.id end
           local v = redis.call('INCR', KEYS[2])
-          redis.call('PUBLISH', ARGV[1] .. 'room:' .. room,
-                     'L|' .. v .. '|sweep|' .. key .. '|' .. id)
+          if ARGV[3] == '1' then
+            redis.call('PUBLISH', ARGV[1] .. 'room:' .. room,
+                       'L|' .. v .. '|sweep|' .. key .. '|' .. id)
+          else
+            for _, x in ipairs({room, key, id, v}) do left[#left + 1] = x end
+          end
         end
       end
     end
@@ -49,4 +55,4 @@ for _, inst in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     redis.call('HDEL', KEYS[3], inst)
   end
 end
-return alive
+return {alive, left}
