@@ -2,6 +2,7 @@
 #include "bus_wire.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,6 +34,17 @@ static bool number(const char *p, size_t len, unsigned long long *out)
         v = v * 10 + (unsigned long long)(p[i] - '0');
     }
     *out = v;
+    return true;
+}
+
+/* Reads a number that must fit a long long (sent, version, stamp): a larger
+ * one would turn negative, and arithmetic on it overflow. */
+static bool signed_number(const char *p, size_t len, long long *out)
+{
+    unsigned long long v;
+    if (!number(p, len, &v) || v > LLONG_MAX)
+        return false;
+    *out = (long long)v;
     return true;
 }
 
@@ -73,17 +85,19 @@ static bool conn_key(struct wire_str s)
 static bool decode_signal(const char *p, const char *end, struct wire_msg *m)
 {
     struct wire_str conn, to_len;
-    unsigned long long n, sent = 0, tl;
+    unsigned long long n, tl;
+    long long sent = 0;
     if (!field(&p, end, &m->origin) || !field(&p, end, &conn) || !field(&p, end, &to_len) ||
         !instance(m->origin))
         return false;
     const char *at = memchr(conn.p, '@', conn.len);
     size_t conn_len = at ? (size_t)(at - conn.p) : conn.len;
-    if (!number(conn.p, conn_len, &n) || (at && !number(at + 1, conn.len - conn_len - 1, &sent)) ||
+    if (!number(conn.p, conn_len, &n) ||
+        (at && !signed_number(at + 1, conn.len - conn_len - 1, &sent)) ||
         !number(to_len.p, to_len.len, &tl) || tl > (size_t)(end - p) || memchr(p, '\0', tl))
         return false;
     m->conn = n;
-    m->sent_us = (long long)sent;
+    m->sent_us = sent;
     m->to = (struct wire_str){p, (size_t)tl};
     m->packet = (struct wire_str){p + tl, (size_t)(end - p) - (size_t)tl};
     return m->packet.len > 0;
@@ -92,8 +106,8 @@ static bool decode_signal(const char *p, const char *end, struct wire_msg *m)
 static bool decode_presence(const char *p, const char *end, struct wire_msg *m)
 {
     struct wire_str version;
-    unsigned long long v;
-    if (!field(&p, end, &version) || !number(version.p, version.len, &v))
+    long long v;
+    if (!field(&p, end, &version) || !signed_number(version.p, version.len, &v))
         return false;
     m->covered[1] = (struct wire_str){p, (size_t)(end - p)};
     if (!field(&p, end, &m->origin) || !field(&p, end, &m->key) || !conn_key(m->key))
@@ -101,7 +115,7 @@ static bool decode_presence(const char *p, const char *end, struct wire_msg *m)
     bool sweep = m->kind == WIRE_LEAVE && m->origin.len == 5 && !memcmp(m->origin.p, "sweep", 5);
     if (!sweep && !instance(m->origin))
         return false;
-    m->version = (long long)v;
+    m->version = v;
     m->value = (struct wire_str){p, (size_t)(end - p)};
     return !memchr(p, '\0', m->value.len);
 }
@@ -110,7 +124,8 @@ static bool decode_presence(const char *p, const char *end, struct wire_msg *m)
 static bool decode_auth(const char **p, const char *end, struct wire_auth *a)
 {
     struct wire_str tag, seq, stamp;
-    unsigned long long n, ms;
+    unsigned long long n;
+    long long ms;
     const char *start = *p;
     if (!field(p, end, &tag) || !field(p, end, &a->key_id) || !field(p, end, &a->signer) ||
         !field(p, end, &seq) || !field(p, end, &stamp))
@@ -119,10 +134,10 @@ static bool decode_auth(const char **p, const char *end, struct wire_auth *a)
     if (!field(p, end, &a->mac) || a->key_id.len != WIRE_KEY_ID_LEN ||
         !hex(a->key_id.p, a->key_id.len) || a->mac.len != WIRE_MAC_LEN ||
         !hex(a->mac.p, a->mac.len) || !instance(a->signer) || !number(seq.p, seq.len, &n) ||
-        !number(stamp.p, stamp.len, &ms))
+        !signed_number(stamp.p, stamp.len, &ms))
         return false;
     a->seq = n;
-    a->stamp_ms = (long long)ms;
+    a->stamp_ms = ms;
     return true;
 }
 

@@ -211,6 +211,32 @@ Test(bus_wire, join_value_must_be_a_presence_entry)
         cr_assert_not(content_ok(bad[i]), "accepted \"%s\"", bad[i]);
 }
 
+/* sent and version are long long: a larger number would come out negative,
+ * and the lag computed from such a sent overflows (found by fuzz_bus_wire). */
+Test(bus_wire, numbers_beyond_long_long_are_refused)
+{
+    struct wire_msg m;
+    cr_assert(dec("S|n:0000000a|2@9223372036854775807|0|{}", &m));
+    cr_assert_eq(m.sent_us, 9223372036854775807LL);
+    cr_assert_not(dec("S|n:0000000a|2@9223372036854775808|0|{}", &m));
+    cr_assert_not(dec("S|n:0000000a|2@9999999999999999999|0|{}", &m));
+    cr_assert(dec("S|n:0000000a|9999999999999999999|0|{}", &m), "conn is unsigned 64-bit");
+    cr_assert_eq(m.conn, 9999999999999999999ULL);
+    cr_assert(dec("J|9223372036854775807|n:0000000a|n:0000000a:1|x", &m));
+    cr_assert_eq(m.version, 9223372036854775807LL);
+    cr_assert_not(dec("J|9223372036854775808|n:0000000a|n:0000000a:1|x", &m));
+    cr_assert_not(dec("L|9999999999999999999|n:0000000a|n:0000000a:1|x", &m));
+    cr_assert(
+        dec("A|01234567|n:0000000a|1|9223372036854775807|"
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef|S|n:0000000a|2|0|{}",
+            &m),
+        "the stamp of a signed message too");
+    cr_assert_not(
+        dec("A|01234567|n:0000000a|1|9223372036854775808|"
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef|S|n:0000000a|2|0|{}",
+            &m));
+}
+
 Test(bus_wire, names_and_keys)
 {
     char *k = wire_name("signal:", "room:", "0b7f");
