@@ -40,9 +40,10 @@ STAMP="$LWS_VERSION ${LWS_FLAGS[*]} $(cat "${PATCHES[@]}" | sha256sum | cut -c1-
 PACKAGES=(build-essential cmake pkg-config dpkg-dev libssl-dev zlib1g-dev libcap-dev
   libevent-dev libhiredis-dev libjansson-dev libjwt-dev libcriterion-dev uthash-dev libjemalloc-dev)
 # The integration tests: Redis, HAProxy, pytest, and the container image test
-# (tests/integration/test_container.py: podman, runc, debootstrap, podman-compose).
+# (tests/integration/test_container.py: podman, runc, debootstrap, podman-compose);
+# tools/fuzz.sh: clang and its libFuzzer and sanitizer runtimes.
 TEST_PACKAGES=(redis-server python3 python3-pytest openssl haproxy
-  podman runc debootstrap podman-compose)
+  podman runc debootstrap podman-compose clang libclang-rt-14-dev)
 [ "$MODE" = build ] || PACKAGES+=("${TEST_PACKAGES[@]}")
 
 SUDO=
