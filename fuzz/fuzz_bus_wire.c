@@ -6,7 +6,11 @@
  * - what it accepts, written again the way nodes write it
  *   (wire_signal_head for a signal, the Lua scripts' layout for presence),
  *   decodes to the same message: no field is read in a way the writer
- *   cannot produce. */
+ *   cannot produce;
+ * - what wire_content_ok lets through to clients is JSON jansson reads: a
+ *   signal's packet an object, a join's value an object whose "account"
+ *   is an object with a string "id", and whose "joinedAt" is a string. */
+#include <jansson.h>
 #include <string.h>
 
 #include "buf.h"
@@ -50,6 +54,23 @@ static bool rewrite(const struct wire_msg *m, struct buf *b)
     return true;
 }
 
+/* m passed wire_content_ok: jansson must read what it carries. */
+static void check_content(const struct wire_msg *m)
+{
+    struct wire_str s = m->kind == WIRE_SIGNAL ? m->packet : m->value;
+    if (m->kind == WIRE_LEAVE)
+        return;
+    json_t *j = json_loadb(s.p, s.len, 0, NULL);
+    FUZZ_CHECK(json_is_object(j), "content passed but is no JSON object: [%.*s]", (int)s.len, s.p);
+    if (m->kind == WIRE_JOIN) {
+        json_t *account = json_object_get(j, "account");
+        FUZZ_CHECK(json_is_object(account) && json_is_string(json_object_get(account, "id")) &&
+                       json_is_string(json_object_get(j, "joinedAt")),
+                   "join value passed: [%.*s]", (int)s.len, s.p);
+    }
+    json_decref(j);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* Fields longer than rewrite's buffers are not worth a bigger copy. */
@@ -74,6 +95,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "key");
         FUZZ_CHECK(inside(m.value, text, size) && m.value.p + m.value.len == text + size, "value");
     }
+    if (wire_content_ok(&m))
+        check_content(&m);
     struct buf b;
     buf_init(&b, size + 64);
     struct wire_msg again;
