@@ -17,7 +17,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 cd "$root"
-clang-format --dry-run --Werror node/*.[ch] common/*.[ch] tests/unit/*.c tools/*.c
+clang-format --dry-run --Werror node/*.[ch] common/*.[ch] tests/unit/*.c tools/*.c fuzz/*.[ch]
 [ -f "$dir/compile_commands.json" ] || "$root/tools/build.sh" "$dir"
-clang-tidy -p "$dir" --quiet node/*.c common/*.c tools/*.c 2>/dev/null
+clang-tidy -p "$dir" --quiet node/*.c common/*.c tools/*.c fuzz/*.c 2>/dev/null
 echo "lint: clang-format and clang-tidy clean"
