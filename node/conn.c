@@ -169,7 +169,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     } else {
         /* Now: lws would only notice an asynchronous kill at its next timer,
          * and it keeps none for this connection. Its CLOSED callback frees
-         * c, timer included, so nothing here touches c afterwards. */
+         * c, timer included, so nothing here touches c afterwards. While lws
+         * still holds part of a frame it gives it 5 s of its own first: the
+         * tick stops, since killing again would cancel that timeout. */
+        event_del(c->timer);
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
     }
 }
