@@ -2,9 +2,12 @@
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "conn.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <utlist.h>
 
 #include "clock.h"
@@ -39,17 +42,30 @@ double conn_byte_burst(const struct config *cfg)
     return twice > (double)cfg->max_message_bytes ? twice : (double)cfg->max_message_bytes;
 }
 
+/* Bytes c holds: its queue, and the rest of a frame lws is sending for it. */
+static size_t held(const struct conn *c)
+{
+    return c->queued_bytes + c->in_lws;
+}
+
+/* Takes the packet at the head of c's queue off it; returns it, with the
+ * queue's reference. */
+static struct packet *dequeue(struct conn *c)
+{
+    struct packet *p = c->queue[c->q_head];
+    c->q_head = (c->q_head + 1) % c->q_cap;
+    c->q_len--;
+    c->queued_bytes -= p->len;
+    c->node->stats.queued_bytes -= p->len;
+    return p;
+}
+
 /* Empties the queue; returns how many packets were in it. */
 static size_t drop_queue(struct conn *c)
 {
     size_t dropped = c->q_len;
-    while (c->q_len) {
-        packet_unref(c->queue[c->q_head]);
-        c->q_head = (c->q_head + 1) % c->q_cap;
-        c->q_len--;
-    }
-    c->node->stats.queued_bytes -= c->queued_bytes;
-    c->queued_bytes = 0;
+    while (c->q_len)
+        packet_unref(dequeue(c));
     return dropped;
 }
 
@@ -57,6 +73,8 @@ void conn_free(struct conn *c)
 {
     struct node *n = c->node;
     drop_queue(c);
+    /* lws frees the rest of a frame it held with the connection. */
+    n->stats.queued_bytes -= c->in_lws;
     free(c->queue);
     free(c->rx);
     if (c->expiry)
@@ -95,13 +113,13 @@ void conn_send(struct conn *c, struct packet *p)
 {
     if (c->state == CONN_CLOSING || !c->wsi)
         return;
-    /* The bound is on what waits behind the frame in flight: an empty queue
-     * takes any one packet, so a big welcome never closes its own reader. */
-    if (c->q_len && c->queued_bytes + p->len > (size_t)c->node->cfg.send_queue_bytes) {
+    /* The bound is on everything the reader holds, the rest of a frame being
+     * written included: one that holds nothing takes any one packet, so a big
+     * welcome never closes its own reader. */
+    if (held(c) && held(c) + p->len > (size_t)c->node->cfg.send_queue_bytes) {
         /* One slow reader must not hold memory or delay the others. */
         struct log_fields f = conn_log_fields(c);
-        log_event(LOG_INFO, "conn_slow_reader", &f, "%zu bytes queued: too slow a reader",
-                  c->queued_bytes);
+        log_event(LOG_INFO, "conn_slow_reader", &f, "%zu bytes held: too slow a reader", held(c));
         /* What it could not read in time is lost anyway. */
         c->node->stats.dropped[DROP_SLOW_READER] += drop_queue(c) + 1;
         conn_close(c, 4008, "Too slow a reader");
@@ -296,59 +314,74 @@ void conn_rx_done(struct conn *c)
     c->rx_cap = 0;
 }
 
-/* At most this much goes out in one write: a few dozen signals. */
-#define BATCH_BYTES 65536
+/* At most this many frames, and about this many bytes, go out in one
+ * sendmsg: a few hundred signals. */
+#define WRITE_FRAMES 64
+#define WRITE_BYTES ((size_t)256 << 10)
 
-/* Takes the packet at the head of c's queue off it; returns it, with the
- * queue's reference. */
-static struct packet *dequeue(struct conn *c)
+/* Once lws has sent the rest of a frame it held for c, that counts as
+ * written. */
+static void settle(struct conn *c)
 {
-    struct packet *p = c->queue[c->q_head];
-    c->q_head = (c->q_head + 1) % c->q_cap;
-    c->q_len--;
-    c->queued_bytes -= p->len;
-    c->node->stats.queued_bytes -= p->len;
-    c->node->stats.frames_out++;
-    c->node->stats.bytes_out += p->len;
-    return p;
+    if (!c->in_lws || lws_partial_buffered(c->wsi))
+        return;
+    c->node->stats.queued_bytes -= c->in_lws;
+    c->in_lws = 0;
 }
 
-/* Sends frames from the head of c's queue in one write: as many whole
- * frames as fit in BATCH_BYTES, copied together, or one larger frame as it
- * is. The frames carry their headers (packet.h), so lws sends them raw. What
- * the socket does not take now, lws keeps and sends first. Returns lws_write's
- * answer. */
-static int write_batch(struct conn *c)
+/* The socket took sent bytes of the frames at the head of c's queue: takes
+ * them off it. The rest of a frame it took only part of goes to lws, which
+ * copies it and sends it before anything of its own (pongs and close frames
+ * included), so that nothing comes between two parts of a frame. Returns -1
+ * when lws fails. */
+static int consume(struct conn *c, size_t sent)
 {
-    static unsigned char batch[BATCH_BYTES]; /* one thread: one batch at a time */
-    struct packet *p = c->queue[c->q_head];
-    if (c->q_len == 1 || packet_frame_len(p) > BATCH_BYTES / 2) {
-        p = dequeue(c);
-        int written = lws_write(c->wsi, packet_frame(p), packet_frame_len(p), LWS_WRITE_RAW);
+    struct stats *st = &c->node->stats;
+    while (sent) {
+        struct packet *p = dequeue(c);
+        size_t len = packet_frame_len(p);
+        st->frames_out++;
+        st->bytes_out += p->len;
+        if (sent < len) {
+            int rc = lws_write(c->wsi, packet_frame(p) + sent, len - sent, LWS_WRITE_RAW);
+            c->in_lws = len - sent;
+            st->queued_bytes += c->in_lws;
+            packet_unref(p);
+            return rc < 0 ? -1 : 0;
+        }
+        sent -= len;
         packet_unref(p);
-        return written;
     }
-    size_t used = 0;
-    while (c->q_len && used + packet_frame_len(p = c->queue[c->q_head]) <= BATCH_BYTES) {
-        memcpy(batch + used, packet_frame(p), packet_frame_len(p));
-        used += packet_frame_len(p);
-        packet_unref(dequeue(c));
-    }
-    return lws_write(c->wsi, batch, used, LWS_WRITE_RAW);
+    return 0;
 }
 
-/* Every queued frame the socket takes now (several frames in one send),
- * then a request for POLLOUT if some are left. An empty queue (WRITEABLE
- * comes unasked) sends nothing: never an empty frame. Returns -1 when the
- * socket failed. */
+/* Writes the queued frames straight to the socket, several in one sendmsg
+ * from the packets themselves, while it takes them all and lws holds
+ * nothing to send first (lws would send a 1 KiB part per wakeup), then asks
+ * for POLLOUT if some are left. Returns -1 when the socket failed. */
 static int write_queue(struct conn *c)
 {
-    while (c->q_len) {
-        if (write_batch(c) < 0)
-            return -1;
-        /* lws_send_pipe_choked costs a poll(): only between batches. */
-        if (c->q_len && lws_send_pipe_choked(c->wsi))
+    int fd = lws_get_socket_fd(c->wsi);
+    for (;;) {
+        settle(c);
+        if (!c->q_len || lws_partial_buffered(c->wsi))
             break;
+        struct iovec iov[WRITE_FRAMES];
+        size_t k = 0, total = 0;
+        while (k < c->q_len && k < WRITE_FRAMES && total < WRITE_BYTES) {
+            struct packet *p = c->queue[(c->q_head + k) % c->q_cap];
+            iov[k].iov_base = packet_frame(p);
+            iov[k].iov_len = packet_frame_len(p);
+            total += iov[k++].iov_len;
+        }
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = k};
+        ssize_t sent = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        if (sent > 0 && consume(c, (size_t)sent) < 0)
+            return -1;
+        if (sent < (ssize_t)total)
+            break; /* the socket is full */
     }
     if (c->q_len)
         lws_callback_on_writable(c->wsi);
@@ -388,8 +421,8 @@ void conn_flush_all(evutil_socket_t fd, short what, void *arg)
         c->flushing = false;
         if (!c->q_len)
             continue;
-        /* A ping goes first, from WRITEABLE; a full socket waits for it. */
-        if (c->ping_pending || lws_send_pipe_choked(c->wsi)) {
+        /* A ping goes first, from WRITEABLE. */
+        if (c->ping_pending) {
             lws_callback_on_writable(c->wsi);
         } else if (write_queue(c) < 0) {
             /* The socket failed: lws closes it at once, as if its

@@ -51,6 +51,9 @@ struct conn {
 
     struct packet **queue; /* ring of queued frames */
     size_t q_head, q_len, q_cap, queued_bytes;
+    /* The rest of a frame the socket took only part of: lws holds a copy
+     * and sends it before anything else (conn.c, write_queue). */
+    size_t in_lws;
 
     unsigned char *rx; /* the message being reassembled from fragments */
     size_t rx_len, rx_cap;

@@ -259,7 +259,9 @@ def test_slow_reader_drops_are_counted(nodes):
         sender.send("bulk", {"i": i, "pad": chunk})
         if i % 20 == 19 and value(metrics(n.port), "signal_connections_closed_total", code="4008"):
             break
-    wait_metric(n.port, "signal_connections_closed_total", 1, code="4008")
+    # Gone once the close grace and lws's own flush time (5 s each) are over.
+    poll(lambda: value(metrics(n.port), "signal_connections_closed_total", code="4008"),
+         until=lambda v: v == 1, timeout=3 * T, what="the slow reader to be gone")
     ms = metrics(n.port)
     assert value(ms, "signal_signals_dropped_total", reason="slow_reader") >= 2
     assert value(ms, "signal_send_queue_bytes") == 0
