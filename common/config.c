@@ -339,8 +339,24 @@ static const struct setting settings[] = {
                  "bytes per second a connection may send, in bursts of twice that; 0 = no limit",
                  rate_bytes_per_s, 0, 1L << 30),
     LONG_SETTING("SIGNAL_SEND_QUEUE_BYTES", "send-queue-bytes", "1048576",
-                 "bytes queued for one client before it is closed as too slow", send_queue_bytes,
-                 1024, 1L << 30),
+                 "soft bound: a client holding more than this for SIGNAL_SLOW_READER_S is closed "
+                 "as too slow (4008)",
+                 send_queue_bytes, 1024, 1L << 30),
+    LONG_SETTING(
+        "SIGNAL_SEND_QUEUE_HARD_BYTES", "send-queue-hard-bytes", "33554432",
+        "hard bound: a packet that would take a client beyond it closes it at once (4008); "
+        "at least SIGNAL_SEND_QUEUE_BYTES",
+        send_queue_hard_bytes, 1024, 1L << 34),
+    LONG_SETTING("SIGNAL_SLOW_READER_S", "slow-reader-s", "10",
+                 "seconds a client may hold more than SIGNAL_SEND_QUEUE_BYTES", slow_reader_s, 1,
+                 3600),
+    LONG_SETTING("SIGNAL_SEND_MEMORY_BYTES", "send-memory-bytes", "268435456",
+                 "memory all send queues may hold (each packet once); beyond it the clients "
+                 "longest above SIGNAL_SEND_QUEUE_BYTES are closed first",
+                 send_memory_bytes, 1L << 20, 1L << 40),
+    LONG_SETTING("SIGNAL_WELCOME_TIMEOUT_S", "welcome-timeout-s", "10",
+                 "seconds a client has to take its welcome before it is closed (4008)",
+                 welcome_timeout_s, 1, 3600),
     LONG_SETTING("SIGNAL_MAX_CONNECTIONS", "max-connections", "100000",
                  "connections per node; beyond it upgrades get 503", max_connections, 1, 10000000),
     LONG_SETTING("SIGNAL_MAX_HANDSHAKES", "max-handshakes", "1024",
@@ -453,6 +469,10 @@ static int check_whole(struct config *c, char *err, size_t n)
         snprintf(err, n, "SIGNAL_CLUSTER_SECRET_ACCEPT: needs SIGNAL_CLUSTER_SECRET");
         return -1;
     }
+    /* A soft bound raised past the hard one (set before there was one)
+     * takes it along. */
+    if (c->send_queue_hard_bytes < c->send_queue_bytes)
+        c->send_queue_hard_bytes = c->send_queue_bytes;
     if (!c->log_format_set)
         c->log_format = c->dev ? LOG_TEXT : LOG_JSON;
     if (c->admin_port && c->admin_port == c->listen_port &&

@@ -48,7 +48,11 @@ struct config {
     long rate_per_s;
     long rate_burst;
     long rate_bytes_per_s;
-    long send_queue_bytes;
+    long send_queue_bytes;      /* the soft bound */
+    long send_queue_hard_bytes; /* >= send_queue_bytes */
+    long slow_reader_s;
+    long send_memory_bytes;
+    long welcome_timeout_s;
     long max_connections;
     long max_handshakes;
     long max_connections_per_account;

@@ -143,7 +143,22 @@ static void traffic(struct buf *p, struct node *n)
                "Packets that did not reach everyone they were for, by reason.", "reason", drops,
                s->dropped, N_DROP_REASONS);
     prom_single(p, "signal_send_queue_bytes", "gauge",
-                "Bytes waiting in the send queues of every client.", (double)s->queued_bytes);
+                "Bytes held for every client: queued, and the rest of a frame being written "
+                "(each client's share of a packet many wait for).",
+                (double)s->queued_bytes);
+    prom_single(p, "signal_send_memory_bytes", "gauge",
+                "Memory the send queues hold, each packet counted once "
+                "(bounded by SIGNAL_SEND_MEMORY_BYTES).",
+                (double)s->send_memory_bytes);
+    prom_single(p, "signal_slow_readers", "gauge",
+                "Clients holding more than SIGNAL_SEND_QUEUE_BYTES now.", (double)n->slow.count);
+    prom_single(p, "signal_slow_reader_episodes_total", "counter",
+                "Times a client went above SIGNAL_SEND_QUEUE_BYTES.", (double)s->slow_episodes);
+    static const char *const causes[N_SLOW_CAUSES] = {"soft", "hard", "memory", "welcome"};
+    counter_by(p, "signal_slow_reader_closes_total",
+               "Clients closed as too slow (4008), by cause: soft (above SIGNAL_SEND_QUEUE_BYTES "
+               "for SIGNAL_SLOW_READER_S), hard, memory (the node's bound), welcome (unread).",
+               "cause", causes, s->slow_closes, N_SLOW_CAUSES);
 }
 
 static void redis_gauge(void *arg, const char *name, bool up, uint64_t reconnects)

@@ -4,8 +4,11 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <utlist.h>
@@ -42,10 +45,89 @@ double conn_byte_burst(const struct config *cfg)
     return twice > (double)cfg->max_message_bytes ? twice : (double)cfg->max_message_bytes;
 }
 
+/* ---- what a reader holds, and for how long ----
+ *
+ * A reader holds its queue and, while the socket takes a frame only in
+ * part, the rest of that frame, which lws keeps (write_queue). Beyond the
+ * soft bound (SIGNAL_SEND_QUEUE_BYTES) it has SIGNAL_SLOW_READER_S to get
+ * back under it; a packet that would take it beyond the hard bound closes
+ * it at once; and a connection has SIGNAL_WELCOME_TIMEOUT_S to take its
+ * first frame, the welcome. One node-wide timer watches two lists kept in
+ * deadline order, so that a reader that stops reading is closed in time
+ * even if nothing more is sent to it. */
+
+/* The connection a deadline of it is in. */
+#define CONN_OF(d, field) ((struct conn *)(void *)((char *)(d)-offsetof(struct conn, field)))
+
 /* Bytes c holds: its queue, and the rest of a frame lws is sending for it. */
 static size_t held(const struct conn *c)
 {
     return c->queued_bytes + c->in_lws;
+}
+
+/* The watch timer fires on multiples of this, so that the deadlines of
+ * many connections are met in one wakeup. */
+#define WATCH_STEP_MS 100
+
+/* Makes the node's watch timer fire by at_ms (monotonic) rounded up to
+ * WATCH_STEP_MS, unless it fires earlier already. */
+static void arm_watch(struct node *n, int64_t at_ms)
+{
+    at_ms += WATCH_STEP_MS - 1 - (at_ms + WATCH_STEP_MS - 1) % WATCH_STEP_MS;
+    if (n->slow_timer_at && n->slow_timer_at <= at_ms)
+        return;
+    n->slow_timer_at = at_ms;
+    int64_t delay = at_ms - clock_mono_ms();
+    timer_add_ms(n->slow_timer, delay > 0 ? (long)delay : 0);
+}
+
+/* Takes c off both lists. With nothing left to watch the timer is
+ * disarmed, so that it does not keep the loop running at exit. */
+static void unwatch(struct conn *c)
+{
+    struct node *n = c->node;
+    deadline_clear(&n->slow, &c->slow_dl);
+    deadline_clear(&n->unwelcomed, &c->unread_dl);
+    if (!n->slow.count && !n->unwelcomed.count && n->slow_timer_at) {
+        evtimer_del(n->slow_timer);
+        n->slow_timer_at = 0;
+    }
+}
+
+/* Puts c on node->slow when it holds more than the soft bound, and takes it
+ * off when it holds no more. A closing connection is not watched: its close
+ * grace bounds it. */
+static void watch_soft(struct conn *c)
+{
+    struct node *n = c->node;
+    bool over = c->state != CONN_CLOSING && held(c) > (size_t)n->cfg.send_queue_bytes;
+    if (over == c->slow_dl.set)
+        return;
+    if (over) {
+        n->stats.slow_episodes++;
+        deadline_set(&n->slow, &c->slow_dl, clock_mono_ms());
+        arm_watch(n, c->slow_dl.at_ms);
+    } else {
+        deadline_clear(&n->slow, &c->slow_dl);
+    }
+}
+
+/* Bytes of control frames lws may have written after a welcome (pongs). */
+#define CONTROL_SLACK 1024
+
+/* Whether c's welcome has reached the client: written to the socket, and
+ * acknowledged by the client's TCP, so that the socket holds only what came
+ * after it unacknowledged (lws's part of a frame and a few control frames
+ * of its own aside). A client that never reads leaves it in the socket. */
+static bool welcome_read(struct conn *c)
+{
+    if (c->out_bytes < c->welcome_end)
+        return false;
+    int unacked;
+    if (ioctl(lws_get_socket_fd(c->wsi), SIOCOUTQ, &unacked) < 0)
+        return true; /* cannot tell: the keepalive decides */
+    uint64_t after = c->out_bytes - c->welcome_end + c->in_lws + CONTROL_SLACK;
+    return (uint64_t)unacked <= after;
 }
 
 /* Takes the packet at the head of c's queue off it; returns it, with the
@@ -57,6 +139,8 @@ static struct packet *dequeue(struct conn *c)
     c->q_len--;
     c->queued_bytes -= p->len;
     c->node->stats.queued_bytes -= p->len;
+    if (--p->queued == 0)
+        c->node->stats.send_memory_bytes -= p->len;
     return p;
 }
 
@@ -69,12 +153,101 @@ static size_t drop_queue(struct conn *c)
     return dropped;
 }
 
+/* Closes c with 4008, too slow a reader, for the reason why; what it had
+ * queued is dropped, since it was not reading it. */
+static void close_slow(struct conn *c, enum slow_cause why)
+{
+    static const char *const what[N_SLOW_CAUSES] = {
+        [SLOW_SOFT] = "above SIGNAL_SEND_QUEUE_BYTES for SIGNAL_SLOW_READER_S",
+        [SLOW_HARD] = "a packet would take it beyond SIGNAL_SEND_QUEUE_HARD_BYTES",
+        [SLOW_MEMORY] = "the node's send memory is at SIGNAL_SEND_MEMORY_BYTES",
+        [SLOW_WELCOME] = "its welcome unread for SIGNAL_WELCOME_TIMEOUT_S",
+    };
+    struct node *n = c->node;
+    unwatch(c);
+    if (c->state == CONN_CLOSING || !c->wsi)
+        return;
+    struct log_fields f = conn_log_fields(c);
+    log_event(LOG_INFO, "conn_slow_reader", &f, "%zu bytes held, %s: too slow a reader", held(c),
+              what[why]);
+    n->stats.slow_closes[why]++;
+    c->unread = why == SLOW_WELCOME;
+    conn_close(c, 4008, "Too slow a reader");
+    n->stats.dropped[DROP_SLOW_READER] += drop_queue(c);
+}
+
+/* The node's watch timer: closes the readers above the soft bound past
+ * their time and the connections whose welcome is still unwritten, then
+ * waits for the next deadline. arg is the node. */
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct node *n = arg;
+    int64_t now = clock_mono_ms();
+    struct deadline *d;
+    n->slow_timer_at = 0;
+    while ((d = deadline_due(&n->slow, now)) != NULL)
+        close_slow(CONN_OF(d, slow_dl), SLOW_SOFT);
+    while ((d = deadline_due(&n->unwelcomed, now)) != NULL) {
+        struct conn *c = CONN_OF(d, unread_dl);
+        if (welcome_read(c))
+            deadline_clear(&n->unwelcomed, d);
+        else
+            close_slow(c, SLOW_WELCOME);
+    }
+    int64_t a = deadline_next(&n->slow), b = deadline_next(&n->unwelcomed);
+    if (a >= 0 || b >= 0)
+        arm_watch(n, a < 0 ? b : b < 0 ? a : a < b ? a : b);
+}
+
+void conn_watch_init(struct node *n)
+{
+    deadline_list_init(&n->slow, n->cfg.slow_reader_s * 1000);
+    deadline_list_init(&n->unwelcomed, n->cfg.welcome_timeout_s * 1000);
+    n->slow_timer = evtimer_new(n->evb, on_watch, n);
+}
+
+void conn_watch_free(struct node *n)
+{
+    if (n->slow_timer)
+        event_free(n->slow_timer);
+}
+
+/* Whether len more bytes fit in the node's send memory, once the readers
+ * longest above the soft bound have been closed as long as they did not;
+ * false also when c itself was among them. */
+static bool make_room(struct conn *c, size_t len)
+{
+    struct node *n = c->node;
+    uint64_t max = (uint64_t)n->cfg.send_memory_bytes;
+    while (n->stats.send_memory_bytes + len > max && n->slow.first)
+        close_slow(CONN_OF(n->slow.first, slow_dl), SLOW_MEMORY);
+    return n->stats.send_memory_bytes + len <= max && c->state != CONN_CLOSING;
+}
+
+/* A client closed for not reading its welcome reads nothing: if its
+ * socket still holds bytes it has not acknowledged now that lws closes it,
+ * the socket is reset rather than closed, so that the kernel drops them at
+ * once instead of holding them (up to tcp_wmem's 4 MiB each) for minutes
+ * while it probes a window that stays shut. */
+static void reset_if_unread(struct conn *c)
+{
+    int fd = c->wsi ? lws_get_socket_fd(c->wsi) : -1, unacked = 0;
+    if (!c->unread || fd < 0 || ioctl(fd, SIOCOUTQ, &unacked) < 0 || !unacked)
+        return;
+    struct linger reset = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+}
+
 void conn_free(struct conn *c)
 {
     struct node *n = c->node;
+    reset_if_unread(c);
     drop_queue(c);
     /* lws frees the rest of a frame it held with the connection. */
     n->stats.queued_bytes -= c->in_lws;
+    n->stats.send_memory_bytes -= c->in_lws;
+    unwatch(c);
     free(c->queue);
     free(c->rx);
     if (c->expiry)
@@ -107,32 +280,45 @@ static void queue_push(struct conn *c, struct packet *p)
     c->q_len++;
     c->queued_bytes += p->len;
     c->node->stats.queued_bytes += p->len;
+    if (p->queued++ == 0)
+        c->node->stats.send_memory_bytes += p->len;
 }
 
 void conn_send(struct conn *c, struct packet *p)
 {
     if (c->state == CONN_CLOSING || !c->wsi)
         return;
-    /* The bound is on everything the reader holds, the rest of a frame being
-     * written included: one that holds nothing takes any one packet, so a big
-     * welcome never closes its own reader. */
-    if (held(c) && held(c) + p->len > (size_t)c->node->cfg.send_queue_bytes) {
-        /* One slow reader must not hold memory or delay the others. */
-        struct log_fields f = conn_log_fields(c);
-        log_event(LOG_INFO, "conn_slow_reader", &f, "%zu bytes held: too slow a reader", held(c));
-        /* What it could not read in time is lost anyway. */
-        c->node->stats.dropped[DROP_SLOW_READER] += drop_queue(c) + 1;
-        conn_close(c, 4008, "Too slow a reader");
+    struct node *n = c->node;
+    /* One reader may not hold more than the hard bound, nor the node more
+     * than its memory bound (the readers longest slow go first); a reader
+     * that holds nothing takes any one packet, so that a big welcome, or a
+     * message larger than the bound, still arrives. A packet already queued
+     * for another reader takes no more memory. */
+    enum slow_cause why = N_SLOW_CAUSES;
+    if (held(c) && held(c) + p->len > (size_t)n->cfg.send_queue_hard_bytes)
+        why = SLOW_HARD;
+    else if (!p->queued && !make_room(c, p->len))
+        why = SLOW_MEMORY;
+    if (why != N_SLOW_CAUSES) {
+        close_slow(c, why);
+        n->stats.dropped[DROP_SLOW_READER]++;
         return;
     }
     queue_push(c, p);
+    if (!c->welcomed) {
+        c->welcomed = true;
+        c->welcome_end = packet_frame_len(p);
+        deadline_set(&n->unwelcomed, &c->unread_dl, clock_mono_ms());
+        arm_watch(n, c->unread_dl.at_ms);
+    }
+    watch_soft(c);
     /* Written once this wakeup's events have run, with whatever else they
      * queue (conn_flush_all): no request for POLLOUT, which costs two poll
      * changes and another wakeup, unless the socket is full. */
     if (c->q_len == 1 && !c->flushing) {
         c->flushing = true;
-        DL_APPEND2(c->node->flush, c, flush_prev, flush_next);
-        event_active(c->node->flush_ev, EV_TIMEOUT, 0);
+        DL_APPEND2(n->flush, c, flush_prev, flush_next);
+        event_active(n->flush_ev, EV_TIMEOUT, 0);
     }
 }
 
@@ -325,7 +511,9 @@ static void settle(struct conn *c)
 {
     if (!c->in_lws || lws_partial_buffered(c->wsi))
         return;
+    c->out_bytes += c->in_lws;
     c->node->stats.queued_bytes -= c->in_lws;
+    c->node->stats.send_memory_bytes -= c->in_lws;
     c->in_lws = 0;
 }
 
@@ -337,6 +525,7 @@ static void settle(struct conn *c)
 static int consume(struct conn *c, size_t sent)
 {
     struct stats *st = &c->node->stats;
+    c->out_bytes += sent;
     while (sent) {
         struct packet *p = dequeue(c);
         size_t len = packet_frame_len(p);
@@ -346,6 +535,7 @@ static int consume(struct conn *c, size_t sent)
             int rc = lws_write(c->wsi, packet_frame(p) + sent, len - sent, LWS_WRITE_RAW);
             c->in_lws = len - sent;
             st->queued_bytes += c->in_lws;
+            st->send_memory_bytes += c->in_lws;
             packet_unref(p);
             return rc < 0 ? -1 : 0;
         }
@@ -385,6 +575,7 @@ static int write_queue(struct conn *c)
     }
     if (c->q_len)
         lws_callback_on_writable(c->wsi);
+    watch_soft(c);
     return 0;
 }
 
@@ -428,6 +619,7 @@ void conn_flush_all(evutil_socket_t fd, short what, void *arg)
             /* The socket failed: lws closes it at once, as if its
              * callback had returned -1. */
             drop_queue(c);
+            unwatch(c);
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         }
     }

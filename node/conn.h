@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "bucket.h"
+#include "deadline.h"
 #include "log.h"
 #include "packet.h"
 #include "protocol.h"
@@ -54,6 +55,10 @@ struct conn {
     /* The rest of a frame the socket took only part of: lws holds a copy
      * and sends it before anything else (conn.c, write_queue). */
     size_t in_lws;
+    uint64_t out_bytes;        /* of its frames, written to the socket */
+    size_t welcome_end;        /* out_bytes once its first frame, the welcome, is written */
+    struct deadline slow_dl;   /* on node->slow while above SIGNAL_SEND_QUEUE_BYTES */
+    struct deadline unread_dl; /* on node->unwelcomed until its welcome is known to be read */
 
     unsigned char *rx; /* the message being reassembled from fragments */
     size_t rx_len, rx_cap;
@@ -84,6 +89,8 @@ struct conn {
     bool held;         /* input paused while the bus is slow: on node->held */
     bool flushing;     /* its queue is written out at the end of this wakeup */
     bool peer_closed;  /* the client sent a close frame first */
+    bool welcomed;     /* its first packet has been queued */
+    bool unread;       /* closed for not reading its welcome: reset at the end */
 };
 
 /* Seconds a closing connection has to take its close frame. */
@@ -98,6 +105,8 @@ double conn_byte_burst(const struct config *cfg);
 struct conn *conn_new(struct node *n, struct identity *ident, const char *room_id);
 void conn_free(struct conn *c);
 
+/* Queues p for c. A reader that would hold more than the hard bound, or the
+ * node's send memory beyond its bound, is closed with 4008 instead. */
 void conn_send(struct conn *c, struct packet *p);
 void conn_send_json(struct conn *c, json_t *j);
 void conn_send_error(struct conn *c, const char *code, const char *message);
@@ -106,6 +115,11 @@ void conn_close(struct conn *c, int code, const char *reason);
 /* The node's flush event (node->flush_ev): writes what this wakeup queued
  * for each connection on node->flush. arg is the node. */
 void conn_flush_all(evutil_socket_t fd, short what, void *arg);
+
+/* The node's slow-reader lists and their one timer: made at start, freed at
+ * exit. */
+void conn_watch_init(struct node *n);
+void conn_watch_free(struct node *n);
 
 /* Stops (true) or resumes reading the client's input. */
 void conn_pause_input(struct conn *c, bool pause);

@@ -287,6 +287,7 @@ static int start(struct node *n, int argc, char **argv)
     /* Active events of one priority run in order, and this one is made
      * active after the events that queue frames: it runs last. */
     n->flush_ev = event_new(n->evb, -1, 0, conn_flush_all, n);
+    conn_watch_init(n);
     n->trim_timer = event_new(n->evb, -1, EV_PERSIST, on_trim, n);
     timer_add_ms(n->trim_timer, TRIM_EVERY_MS);
     char admin[300] = "";
@@ -332,6 +333,7 @@ int main(int argc, char **argv)
         event_free(n.trim_timer);
     if (n.flush_ev)
         event_free(n.flush_ev);
+    conn_watch_free(&n);
     if (n.evb)
         event_base_free(n.evb);
     auth_free(n.auth);

@@ -10,6 +10,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "deadline.h"
 #include "stats.h"
 
 struct accounts;
@@ -47,7 +48,13 @@ struct node {
     struct conn *flush;           /* connections with frames to write: conn_flush_all */
     struct event *flush_ev;       /* made active when the first one is added */
     struct conn *held;            /* members whose input is paused for it, via conn->held_next */
-    bool closing_all;             /* the drain is over: every connection gets 1001 */
+    /* Readers above SIGNAL_SEND_QUEUE_BYTES, and connections whose welcome
+     * is not written yet, each list in the order they got there: one timer
+     * closes those past their time (conn.c). */
+    struct deadline_list slow, unwelcomed;
+    struct event *slow_timer;
+    int64_t slow_timer_at; /* monotonic ms it fires at; 0 = not armed */
+    bool closing_all;      /* the drain is over: every connection gets 1001 */
     struct event *sig_term, *sig_int, *drain_timer, *trim_timer;
     unsigned long trim_high; /* most connections open since the last trim */
     /* The close window: close_total connections to close by close_end_ms. */

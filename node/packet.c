@@ -37,6 +37,7 @@ struct packet *packet_adopt(unsigned char *buf, size_t len)
 {
     struct packet *p = xmalloc(sizeof(*p));
     p->refs = 1;
+    p->queued = 0;
     p->len = len;
     p->buf = buf;
     p->head = frame_header(buf + PACKET_HEADROOM, len);

@@ -17,6 +17,9 @@
 
 struct packet {
     unsigned refs;
+    /* Send queues holding it: the node's send memory counts its bytes once,
+     * however many readers it waits for (conn.c). */
+    unsigned queued;
     unsigned char head; /* bytes of frame header before the text */
     size_t len;         /* of the JSON text */
     unsigned char *buf; /* PACKET_HEADROOM + len bytes */

@@ -45,6 +45,15 @@ enum bus_reject {
     N_REJECTS
 };
 
+/* Why a reader was closed as too slow (4008): the cause label. */
+enum slow_cause {
+    SLOW_SOFT,    /* above SIGNAL_SEND_QUEUE_BYTES for SIGNAL_SLOW_READER_S */
+    SLOW_HARD,    /* a packet would take it beyond SIGNAL_SEND_QUEUE_HARD_BYTES */
+    SLOW_MEMORY,  /* the node's send memory was beyond SIGNAL_SEND_MEMORY_BYTES */
+    SLOW_WELCOME, /* its welcome not read within SIGNAL_WELCOME_TIMEOUT_S */
+    N_SLOW_CAUSES
+};
+
 /* Error packets sent, by code (docs/protocol.md, "Errors"). */
 enum error_kind {
     ERR_INVALID_JSON,
@@ -85,7 +94,10 @@ struct stats {
     uint64_t bytes_out;
     uint64_t errors_sent[N_ERRORS];
     uint64_t dropped[N_DROP_REASONS];
-    uint64_t queued_bytes;                /* now, in every send queue */
+    uint64_t queued_bytes;      /* now, held for every reader (each its share) */
+    uint64_t send_memory_bytes; /* now, what those hold: each packet once */
+    uint64_t slow_episodes;     /* times a reader went above the soft bound */
+    uint64_t slow_closes[N_SLOW_CAUSES];
     uint64_t bus_published;               /* signals sent to Redis */
     uint64_t bus_received;                /* signals from other nodes */
     uint64_t bus_unechoed_bytes;          /* now: published, not yet come back (bus_flow.c) */

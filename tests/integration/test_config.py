@@ -33,6 +33,10 @@ SETTINGS = [
     ("SIGNAL_RATE_BURST", "--rate-burst", "200"),
     ("SIGNAL_RATE_BYTES_PER_S", "--rate-bytes-per-s", "0"),
     ("SIGNAL_SEND_QUEUE_BYTES", "--send-queue-bytes", "1048576"),
+    ("SIGNAL_SEND_QUEUE_HARD_BYTES", "--send-queue-hard-bytes", "33554432"),
+    ("SIGNAL_SLOW_READER_S", "--slow-reader-s", "10"),
+    ("SIGNAL_SEND_MEMORY_BYTES", "--send-memory-bytes", "268435456"),
+    ("SIGNAL_WELCOME_TIMEOUT_S", "--welcome-timeout-s", "10"),
     ("SIGNAL_MAX_CONNECTIONS", "--max-connections", "100000"),
     ("SIGNAL_MAX_CONNECTIONS_PER_ACCOUNT", "--max-connections-per-account", "20"),
     ("SIGNAL_JOIN_RATE_PER_MIN", "--join-rate-per-min", "30"),
@@ -43,8 +47,10 @@ SETTINGS = [
 ]
 
 # settings the Node.js reference does not read
-NOT_IN_PEER = {"SIGNAL_RATE_BYTES_PER_S", "SIGNAL_MAX_CONNECTIONS", "SIGNAL_MAX_CONNECTIONS_PER_ACCOUNT",
-               "SIGNAL_JOIN_RATE_PER_MIN", "SIGNAL_JOIN_BURST", "SIGNAL_DRAIN_S", "SIGNAL_PING_S", "SIGNAL_LOG_LEVEL"}
+NOT_IN_PEER = {"SIGNAL_SEND_QUEUE_HARD_BYTES", "SIGNAL_SLOW_READER_S", "SIGNAL_SEND_MEMORY_BYTES",
+               "SIGNAL_WELCOME_TIMEOUT_S", "SIGNAL_RATE_BYTES_PER_S", "SIGNAL_MAX_CONNECTIONS",
+               "SIGNAL_MAX_CONNECTIONS_PER_ACCOUNT", "SIGNAL_JOIN_RATE_PER_MIN", "SIGNAL_JOIN_BURST",
+               "SIGNAL_DRAIN_S", "SIGNAL_PING_S", "SIGNAL_LOG_LEVEL"}
 
 
 @c_only
@@ -95,6 +101,11 @@ BAD_VALUES = [
     ("SIGNAL_RATE_BYTES_PER_S", "-5"),
     ("SIGNAL_SEND_QUEUE_BYTES", "x"),
     ("SIGNAL_SEND_QUEUE_BYTES", "-1"),
+    ("SIGNAL_SEND_QUEUE_HARD_BYTES", "x"),
+    ("SIGNAL_SEND_QUEUE_HARD_BYTES", "1000"),
+    ("SIGNAL_SLOW_READER_S", "0"),
+    ("SIGNAL_SEND_MEMORY_BYTES", "1000"),
+    ("SIGNAL_WELCOME_TIMEOUT_S", "0"),
     ("SIGNAL_MAX_CONNECTIONS", "x"),
     ("SIGNAL_MAX_CONNECTIONS", "-3"),
     ("SIGNAL_MAX_CONNECTIONS_PER_ACCOUNT", "0"),

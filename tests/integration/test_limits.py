@@ -244,8 +244,10 @@ def test_deep_nesting_over_100k_within_limit(fast_node):
 # -- slow reader -----------------------------------------------------------------
 
 def test_slow_reader_closed_4008_others_keep_receiving(nodes):
+    # Both bounds at 64 KiB: the reader is closed as soon as it holds more
+    # (test_slow_readers.py has the soft bound's time).
     n = nodes.start({"SIGNAL_RATE_PER_S": "100000", "SIGNAL_RATE_BURST": "100000",
-                     "SIGNAL_SEND_QUEUE_BYTES": "65536"})
+                     "SIGNAL_SEND_QUEUE_BYTES": "65536", "SIGNAL_SEND_QUEUE_HARD_BYTES": "65536"})
     room = new_room()
     sender, fast = join_room(n, room, 2)
     slow = join(n, room, new_account("slow"), client_kw={"rcvbuf": 4096})

@@ -248,8 +248,8 @@ def test_promtool_is_not_vacuous():
 
 
 def test_slow_reader_drops_are_counted(nodes):
-    n = nodes.start({"SIGNAL_SEND_QUEUE_BYTES": "65536", "SIGNAL_RATE_PER_S": "100000",
-                     "SIGNAL_RATE_BURST": "100000"})
+    n = nodes.start({"SIGNAL_SEND_QUEUE_BYTES": "65536", "SIGNAL_SEND_QUEUE_HARD_BYTES": "65536",
+                     "SIGNAL_RATE_PER_S": "100000", "SIGNAL_RATE_BURST": "100000"})
     room = new_room()
     sender = join(n, room)
     slow = join(n, room, client_kw={"rcvbuf": 4096})  # never reads again
@@ -257,14 +257,14 @@ def test_slow_reader_drops_are_counted(nodes):
     chunk = "z" * 30000
     for i in range(540):  # 16 MB: far beyond the kernel's buffers plus the queue
         sender.send("bulk", {"i": i, "pad": chunk})
-        if i % 20 == 19 and value(metrics(n.port), "signal_connections_closed_total", code="4008"):
+        if i % 20 == 19 and value(metrics(n.port), "signal_slow_reader_closes_total", cause="hard"):
             break
+    wait_metric(n.port, "signal_slow_reader_closes_total", 1, cause="hard")
+    assert value(metrics(n.port), "signal_signals_dropped_total", reason="slow_reader") >= 2
     # Gone once the close grace and lws's own flush time (5 s each) are over.
     poll(lambda: value(metrics(n.port), "signal_connections_closed_total", code="4008"),
          until=lambda v: v == 1, timeout=3 * T, what="the slow reader to be gone")
-    ms = metrics(n.port)
-    assert value(ms, "signal_signals_dropped_total", reason="slow_reader") >= 2
-    assert value(ms, "signal_send_queue_bytes") == 0
+    assert value(metrics(n.port), "signal_send_queue_bytes") == 0
 
 
 # ---------------------------------------------------------------------------

@@ -45,6 +45,10 @@ Test(config, defaults)
     cr_assert_eq(c.rate_burst, 200);
     cr_assert_eq(c.rate_bytes_per_s, 0);
     cr_assert_eq(c.send_queue_bytes, 1048576);
+    cr_assert_eq(c.send_queue_hard_bytes, 33554432);
+    cr_assert_eq(c.slow_reader_s, 10);
+    cr_assert_eq(c.send_memory_bytes, 268435456);
+    cr_assert_eq(c.welcome_timeout_s, 10);
     cr_assert_eq(c.max_connections, 100000);
     cr_assert_eq(c.max_connections_per_account, 20);
     cr_assert_eq(c.join_rate_per_min, 30);
@@ -159,6 +163,19 @@ Test(config, bad_flags)
     char *a3[] = {"signal-node", "--send-queue-bytes", "12"};
     cr_assert_eq(load(&c, 3, a3), CONFIG_ERROR);
     cr_assert(strstr(err, "SIGNAL_SEND_QUEUE_BYTES"));
+    config_free(&c);
+}
+
+Test(config, hard_bound_at_least_the_soft_one)
+{
+    struct config c;
+    char *argv[] = {"signal-node", "--send-queue-hard-bytes", "2048", "--send-queue-bytes", "4096"};
+    cr_assert_eq(load(&c, 5, argv), CONFIG_OK, "%s", err);
+    cr_assert_eq(c.send_queue_hard_bytes, 4096);
+    config_free(&c);
+    char *big[] = {"signal-node", "--send-queue-bytes", "67108864"};
+    cr_assert_eq(load(&c, 3, big), CONFIG_OK, "%s", err);
+    cr_assert_eq(c.send_queue_hard_bytes, 67108864);
     config_free(&c);
 }
 
