@@ -164,7 +164,7 @@ def test_the_node_bound_closes_the_longest_slow_first(nodes):
     """Beyond SIGNAL_SEND_MEMORY_BYTES for all queues together, the reader
     longest above the soft bound is closed first (cause memory), and the
     node's send memory stays within the bound."""
-    bound = 6 * MIB
+    bound = 16 * MIB  # room for what the sends run ahead of the checks
     n = nodes.start({"SIGNAL_SEND_MEMORY_BYTES": str(bound), "SIGNAL_SLOW_READER_S": "600",
                      "SIGNAL_RATE_BURST": "1000"})
     pairs = []
@@ -178,7 +178,7 @@ def test_the_node_bound_closes_the_longest_slow_first(nodes):
     fill(pairs[1][0], n.port, lambda ms: value(ms, "signal_slow_readers") == 2)
     assert closes(n.port, "memory") == 0
     fill(pairs[2][0], n.port, lambda ms: value(ms, "signal_slow_reader_closes_total",
-                                              cause="memory") >= 1)
+                                              cause="memory") >= 1, limit=800)
     ms = metrics(n.port)
     assert value(ms, "signal_send_memory_bytes") <= bound
     assert value(ms, "signal_slow_reader_closes_total", cause="soft") == 0
