@@ -202,7 +202,9 @@ def test_unread_welcomes_are_closed_and_their_memory_freed(nodes):
     what the node held for them, in its queues and in its sockets, is
     freed. The members are not disturbed."""
     welcome_s = 2
-    n = nodes.start({"SIGNAL_WELCOME_TIMEOUT_S": str(welcome_s)})
+    # One account's 41 connections: above its default limits (20).
+    n = nodes.start({"SIGNAL_WELCOME_TIMEOUT_S": str(welcome_s),
+                     "SIGNAL_MAX_CONNECTIONS_PER_ACCOUNT": "64", "SIGNAL_JOIN_BURST": "64"})
     room = new_room()
     members = []
     for i in range(30):
