@@ -81,6 +81,9 @@ static void connections(struct buf *p, struct node *n)
     counter_by(p, "signal_lingering_closes_total",
                "Lingering closes by how they ended (skipped: closed at once).", "end", ends,
                s->linger_ends, N_LINGER_ENDS);
+    prom_single(p, "signal_lingering_resets_total", "counter",
+                "Lingering closes that timed out with data the client never took: reset.",
+                (double)s->linger_resets);
     prom_single(p, "signal_accounts_tracked", "gauge",
                 "Accounts whose joins and connections this node counts: connected, or joined "
                 "lately (idle ones are forgotten at later joins).",

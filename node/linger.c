@@ -7,7 +7,8 @@
  * its close, nor the close frame: only a reset (1006). Instead, the socket
  * lws closes lives on as a duplicate here: shut down for writing (what was
  * sent goes out, then a FIN), and read until the peer closes too, or for a
- * bounded time, with what arrives thrown away. */
+ * bounded time, with what arrives thrown away. If by then the peer has
+ * not taken what was sent, the socket is reset after all. */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "linger.h"
 
@@ -17,6 +18,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <utlist.h>
@@ -52,6 +54,15 @@ bool linger_unread(int fd)
 static void end(struct lingering *l, enum linger_end how)
 {
     struct node *n = l->node;
+    /* The peer had its time and did not take what was sent: a reset frees
+     * it now, where a close would leave the kernel holding it (up to
+     * tcp_wmem's 4 MiB) for minutes, probing a window that stays shut. */
+    int unsent = 0;
+    if (how == LINGER_TIMED_OUT && ioctl(l->fd, SIOCOUTQ, &unsent) == 0 && unsent > 0) {
+        struct linger reset = {1, 0};
+        setsockopt(l->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+        n->stats.linger_resets++;
+    }
     DL_DELETE(n->lingering, l);
     n->stats.lingering--;
     n->stats.linger_ends[how]++;

@@ -141,9 +141,10 @@ static void on_closed(struct node *n, struct lws *wsi, struct conn *c)
 {
     /* Unless the client closed first, or is gone, what was sent before the
      * close (the close frame with it) must not be lost to a reset. The
-     * socket is still open at CLOSED, not at WSI_DESTROY (-1). */
+     * socket is still open at CLOSED, not at WSI_DESTROY (-1). A client
+     * that never read its welcome is reset instead (conn_free). */
     int fd = lws_get_socket_fd(wsi);
-    if (fd >= 0 && !c->peer_closed && !linger_peer_done(fd))
+    if (fd >= 0 && !c->peer_closed && !c->unread && !linger_peer_done(fd))
         linger_start(n, fd);
     lws_set_opaque_user_data(wsi, NULL);
     conn_on_closed(c);

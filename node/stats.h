@@ -85,6 +85,7 @@ struct stats {
     uint64_t fd_exhaustions;       /* times accept() ran out of file descriptors */
     uint64_t lingering;            /* now: closed sockets still being drained */
     uint64_t linger_ends[N_LINGER_ENDS];
+    uint64_t linger_resets; /* timed out with data still unsent: reset */
     uint64_t closed[N_CLOSE_CODES];
     uint64_t refused[N_REFUSALS];
     uint64_t http_malformed; /* requests refused for their HTTP, on any listener */

@@ -238,3 +238,27 @@ def test_unread_welcomes_are_closed_and_their_memory_freed(nodes):
     members[0].send("hi", {})
     for m in members[1:] + [one]:
         m.expect_signal("hi", members[0])
+
+
+@c_only
+def test_a_reader_that_never_reads_again_is_reset_after_lingering(nodes):
+    """A reader closed as too slow that never reads again: its socket
+    lingers (the client might still read its close frame), then, the client
+    silent and the data untaken, it is reset, so that the kernel frees what
+    it held for it instead of keeping it for minutes."""
+    n = nodes.start({"SIGNAL_SLOW_READER_S": "1", "SIGNAL_RATE_BURST": "1000"})
+    room = new_room()
+    sender = join(n, room)
+    base = kernel_queued(n.port)
+    slow = join(n, room, new_account("slow"), client_kw={"rcvbuf": 65536})
+    sender.expect_joined(slow)
+    fill(sender, n.port, lambda ms: value(ms, "signal_slow_readers") == 1)
+    assert kernel_queued(n.port) - base > 100000
+    # closed after 1 s, given 5 s for its close frame, and 5 s more for
+    # lws's flush, then lingering for 2 s of silence
+    poll(lambda: value(metrics(n.port), "signal_lingering_resets_total"), until=lambda v: v == 1,
+         timeout=3 * T, what="the lingering socket to be reset")
+    assert kernel_queued(n.port) - base < 100000
+    sender.expect_left(slow)
+    assert value(metrics(n.port), "signal_lingering_closes_total", end="timed_out") == 1
+    assert slow.c.recv_close(timeout=T).how == "reset"
