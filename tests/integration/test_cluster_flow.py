@@ -5,6 +5,7 @@ back. Here Redis is stopped (SIGSTOP) while a member sends more than that
 bound, so the node must hold, then give up waiting for the echoes (a stalled
 subscriber), and when Redis goes on, everything arrives, once and in order."""
 
+import contextlib
 import os
 import threading
 import signal
@@ -29,6 +30,23 @@ def own_redis(tmp_base):
     r.stop()
 
 
+@contextlib.contextmanager
+def redis_stalled(redis, node):
+    """Stops redis (SIGSTOP) for the body, which sends through node; then,
+    before it goes on (SIGCONT), waits until node holds publications and has
+    given up waiting for their echoes (bus_stalled)."""
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        yield
+        # Beyond the bound, publications wait in the node...
+        poll(lambda: value(metrics(node.port), "signal_bus_held_bytes"), until=lambda v: v > 0,
+             what="publications held by the sender's node")
+        # ...until nothing has come back for a while: then the next go.
+        poll(lambda: "bus_stalled" in node.logs(), what="the sender's node to give up on Redis")
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
+
+
 def test_publications_wait_for_a_stopped_redis_and_all_arrive(own_redis, nodes):
     r = own_redis
     # b reads 2.4 MB at once when Redis goes on: room in its send queue.
@@ -41,16 +59,8 @@ def test_publications_wait_for_a_stopped_redis_and_all_arrive(own_redis, nodes):
     b.expect_signal("hello", a)
     B = Inbox(b)
 
-    os.kill(r.proc.pid, signal.SIGSTOP)
-    try:
+    with redis_stalled(r, n1):
         a.c.send_many_json([{"type": "big", "data": {"n": i, "pad": BIG}} for i in range(COUNT)])
-        # Beyond the bound, publications wait in the node...
-        poll(lambda: value(metrics(n1.port), "signal_bus_held_bytes"), until=lambda v: v > 0,
-             what="publications held by the node")
-        # ...until nothing has come back for a while: then the next go.
-        poll(lambda: "bus_stalled" in n1.logs(), what="the node to stop waiting for Redis")
-    finally:
-        os.kill(r.proc.pid, signal.SIGCONT)
 
     B.wait_for(lambda p: is_signal("big", a)(p) and p["data"]["data"]["n"] == COUNT - 1,
                what="a's last signal")

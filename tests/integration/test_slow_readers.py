@@ -7,26 +7,17 @@ after SIGNAL_WELCOME_TIMEOUT_S, and what the node held for it is freed."""
 
 import json
 import os
-import signal
 import time
 
 import pytest
 
-from harness import (T, Inbox, Redis, c_only, is_signal, join, join_room, make_jwt, new_account,
+from harness import (T, Inbox, c_only, is_signal, join, join_room, make_jwt, new_account,
                      new_room, poll, start_cluster)
+from test_cluster_flow import own_redis, redis_stalled  # noqa: F401 (a fixture)
 from test_operations import metrics, value
 
 MIB = 1 << 20
 BIG = "x" * 60000
-
-
-@pytest.fixture
-def own_redis(tmp_base):
-    r = Redis(tmp_base)
-    yield r
-    if r.proc and r.proc.poll() is None:
-        os.kill(r.proc.pid, signal.SIGCONT)
-    r.stop()
 
 
 def closes(port, cause):
@@ -83,14 +74,8 @@ def test_a_reader_is_kept_through_a_3s_redis_stall(own_redis, nodes):
     a.send("hello", {})
     b.expect_signal("hello", a)
     B = Inbox(b)
-    os.kill(r.proc.pid, signal.SIGSTOP)
-    try:
+    with redis_stalled(r, n1):
         a.c.send_many_json([{"type": "big", "data": {"n": i, "pad": BIG}} for i in range(count)])
-        poll(lambda: value(metrics(n1.port), "signal_bus_held_bytes"), until=lambda v: v > 0,
-             what="publications held by the sender's node")
-        poll(lambda: "bus_stalled" in n1.logs(), what="the sender's node to give up on Redis")
-    finally:
-        os.kill(r.proc.pid, signal.SIGCONT)
     B.wait_for(lambda p: is_signal("big", a)(p) and p["data"]["data"]["n"] == count - 1,
                timeout=3 * T, what="a's last signal")
     assert [p["data"]["data"]["n"] for p in B.log if is_signal("big", a)(p)] == list(range(count))
