@@ -82,18 +82,15 @@ static int on_http_writeable(struct lws *wsi, struct http_wait *w)
     return http_finish(wsi, status);
 }
 
-/* An HTTP connection is closing: if the client sent more than was read (a
- * body, say), the socket lingers, so that the answer is not lost to a
- * reset. */
-static void on_http_close(struct node *n, struct lws *wsi)
+/* An HTTP request ends (CLOSED_HTTP), or its wsi goes (WSI_DESTROY): a
+ * membership question still out is cancelled. If the client sent more than
+ * was read (a body, say), the socket lingers, so that the answer is not
+ * lost to a reset; at WSI_DESTROY it is closed already (-1). */
+static void on_http_closed(struct node *n, struct lws *wsi, struct http_wait *w)
 {
     int fd = lws_get_socket_fd(wsi);
     if (fd >= 0 && linger_unread(fd) && !linger_peer_done(fd))
         linger_start(n, fd);
-}
-
-static void on_http_closed(struct node *n, struct http_wait *w)
-{
     if (w && w->req) {
         n->membership->ops->cancel(w->req);
         w->req = NULL;
@@ -190,8 +187,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return on_http_writeable(wsi, user);
     case LWS_CALLBACK_CLOSED_HTTP:
-        on_http_close(n, wsi);
-        on_http_closed(n, user);
+        on_http_closed(n, wsi, user);
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         listener_request_in(n, wsi);
@@ -210,7 +206,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return c ? conn_on_peer_close(c, in, len) : 0;
     case LWS_CALLBACK_WSI_DESTROY:
         listener_request_in(n, wsi);
-        on_http_closed(n, user);
+        on_http_closed(n, wsi, user);
         /* An upgrade that never completed gets no CLOSED. */
         __attribute__((fallthrough));
     case LWS_CALLBACK_CLOSED:
