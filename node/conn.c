@@ -1,9 +1,7 @@
 /* Client connections; see conn.h. */
-#define _GNU_SOURCE /* POLLRDHUP */
 #include "conn.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +12,7 @@
 #include <utlist.h>
 
 #include "clock.h"
+#include "linger.h"
 #include "log.h"
 #include "timer.h"
 #include "ws_close.h"
@@ -225,24 +224,14 @@ static bool make_room(struct conn *c, size_t len)
     return n->stats.send_memory_bytes + len <= max && c->state != CONN_CLOSING;
 }
 
-/* A client closed for not reading its welcome reads nothing: if its
- * socket still holds bytes it has not acknowledged now that lws closes it,
- * the socket is reset rather than closed, so that the kernel drops them at
- * once instead of holding them (up to tcp_wmem's 4 MiB each) for minutes
- * while it probes a window that stays shut. */
-static void reset_if_unread(struct conn *c)
-{
-    int fd = c->wsi ? lws_get_socket_fd(c->wsi) : -1, unacked = 0;
-    if (!c->unread || fd < 0 || ioctl(fd, SIOCOUTQ, &unacked) < 0 || !unacked)
-        return;
-    struct linger reset = {1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-}
-
 void conn_free(struct conn *c)
 {
     struct node *n = c->node;
-    reset_if_unread(c);
+    /* A client closed for not reading its welcome reads nothing: what its
+     * socket still holds when lws closes it goes with a reset. */
+    int fd = c->wsi ? lws_get_socket_fd(c->wsi) : -1;
+    if (c->unread && fd >= 0)
+        linger_reset_if_unsent(fd);
     drop_queue(c);
     /* lws frees the rest of a frame it held with the connection. */
     n->stats.queued_bytes -= c->in_lws;
@@ -672,6 +661,5 @@ void conn_pause_input(struct conn *c, bool pause)
 
 bool conn_peer_gone(struct conn *c)
 {
-    struct pollfd p = {lws_get_socket_fd(c->wsi), POLLRDHUP, 0};
-    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+    return linger_peer_done(lws_get_socket_fd(c->wsi));
 }

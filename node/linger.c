@@ -51,18 +51,22 @@ bool linger_unread(int fd)
     return ioctl(fd, FIONREAD, &unread) == 0 && unread > 0;
 }
 
+bool linger_reset_if_unsent(int fd)
+{
+    int unsent = 0;
+    if (ioctl(fd, SIOCOUTQ, &unsent) < 0 || unsent <= 0)
+        return false;
+    struct linger reset = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+    return true;
+}
+
 static void end(struct lingering *l, enum linger_end how)
 {
     struct node *n = l->node;
-    /* The peer had its time and did not take what was sent: a reset frees
-     * it now, where a close would leave the kernel holding it (up to
-     * tcp_wmem's 4 MiB) for minutes, probing a window that stays shut. */
-    int unsent = 0;
-    if (how == LINGER_TIMED_OUT && ioctl(l->fd, SIOCOUTQ, &unsent) == 0 && unsent > 0) {
-        struct linger reset = {1, 0};
-        setsockopt(l->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+    /* The peer had its time and did not take what was sent. */
+    if (how == LINGER_TIMED_OUT && linger_reset_if_unsent(l->fd))
         n->stats.linger_resets++;
-    }
     DL_DELETE(n->lingering, l);
     n->stats.lingering--;
     n->stats.linger_ends[how]++;

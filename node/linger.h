@@ -18,6 +18,11 @@ struct node;
 bool linger_peer_done(int fd);
 /* Whether unread input is waiting on fd. */
 bool linger_unread(int fd);
+/* If fd's send queue still holds bytes the peer has not acknowledged,
+ * makes the socket's close a reset, so that the kernel frees them at once
+ * instead of holding them (up to tcp_wmem's 4 MiB) for minutes while it
+ * probes a window that stays shut. Returns whether it did. */
+bool linger_reset_if_unsent(int fd);
 /* fd is about to be closed by libwebsockets: keeps the socket open on a
  * duplicate, half-closed, and reads and discards what the peer still sends
  * until it closes too, for at most LINGER_IDLE_S seconds at a time and LINGER_MAX_MS
