@@ -42,6 +42,7 @@
 #define ACCEPTS_PER_WAKEUP 32
 
 struct listener {
+    struct node *node;
     const char *setting; /* SIGNAL_LISTEN or SIGNAL_ADMIN_LISTEN */
     evutil_socket_t fd;
     struct lws_vhost *vh;
@@ -106,7 +107,7 @@ int listener_open(struct node *n, const char *setting, char **host, int port, ch
             free(*host);
             *host = xstrdup(numeric);
         }
-        ls->l[ls->n++] = (struct listener){setting, fd, NULL, NULL};
+        ls->l[ls->n++] = (struct listener){n, setting, fd, NULL, NULL};
     }
     freeaddrinfo(ai);
     return rc == 0 ? 0 : -1;
@@ -217,12 +218,9 @@ static bool adopt(struct node *n, struct listener *l, int fd)
 static void on_acceptable(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
-    struct node *n = arg;
-    struct listener *l = NULL;
-    for (size_t i = 0; i < n->listeners->n; i++)
-        if (n->listeners->l[i].fd == lfd)
-            l = &n->listeners->l[i];
-    for (int k = 0; l && k < ACCEPTS_PER_WAKEUP; k++) {
+    struct listener *l = arg;
+    struct node *n = l->node;
+    for (int k = 0; k < ACCEPTS_PER_WAKEUP; k++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), err = errno;
         if (fd < 0) {
             /* ECONNABORTED and the like: that client gave up, the next one
@@ -249,7 +247,7 @@ void listener_start(struct node *n, const char *setting, struct lws_vhost *vh)
         if (strcmp(l->setting, setting) != 0)
             continue;
         l->vh = vh;
-        l->ev = event_new(n->evb, l->fd, EV_READ | EV_PERSIST, on_acceptable, n);
+        l->ev = event_new(n->evb, l->fd, EV_READ | EV_PERSIST, on_acceptable, l);
         event_add(l->ev, NULL);
     }
 }
