@@ -82,14 +82,14 @@ export async function startRedis() {
 
 /**
  * Starts signal-node on a free port with the test secret, no drain delay and
- * the given extra environment (SIGNAL_* names) and arguments.
+ * the given extra environment (SIGNAL_* names) and arguments, on port (default: a free one).
  * Returns { port, base, proc, logs(), terminate(), kill(), stop() }:
  * base is ws://HOST:port; terminate() sends SIGTERM and resolves with the exit
  * code; stop() terminates and throws if the node did not exit 0 or its stderr
  * holds a sanitizer report.
  */
-export async function startNode({ env = {}, args = [] } = {}) {
-  const port = await freePort();
+export async function startNode({ env = {}, args = [], port = 0 } = {}) {
+  port ||= await freePort();
   const dir = logDir('signal-web-node-');
   const out = path.join(dir, 'out'), err = path.join(dir, 'err');
   const fullEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SIGNAL_')));
