@@ -12,9 +12,11 @@
 // again. Every signal carries this Call's random id, so a peer that reloads
 // its page is recognised and gets a fresh RTCPeerConnection.
 //
-// Wire: `offer` and `answer` ({ sdp, callId }), `ice-candidate`
-// ({ candidate, callId }), all directed with `to`; `hangup` ({ callId }) to
-// the room.
+// Wire: `offer` and `answer` ({ type, sdp, callId }: an RTCSessionDescription
+// with the id), `ice-candidate` (an RTCIceCandidate's JSON with the id), all
+// directed with `to`; `hangup` ({ callId }) to the room. It also reads the
+// shapes the original guide's sample sends ({ offer: {...} }, { candidate:
+// {...} }), so it can talk to clients written from it.
 
 import { Emitter } from './emitter.js';
 
@@ -201,7 +203,7 @@ export class Call {
       closed: false,
     };
     pc.onnegotiationneeded = () => void this.#offer(p);
-    pc.onicecandidate = ({ candidate }) => candidate && this.#send(p, 'ice-candidate', { candidate: candidate.toJSON() });
+    pc.onicecandidate = ({ candidate }) => candidate && this.#send(p, 'ice-candidate', candidate.toJSON());
     pc.ontrack = ({ track, streams }) => {
       p.stream = streams[0] ?? p.stream ?? new MediaStream();
       if (!p.stream.getTracks().includes(track)) p.stream.addTrack(track);
@@ -246,7 +248,7 @@ export class Call {
       await p.pc.setLocalDescription();
       const offer = p.pc.localDescription;
       if (p.closed || !offer || offer.type !== 'offer') return;
-      this.#send(p, 'offer', { sdp: offer.sdp });
+      this.#send(p, 'offer', { type: 'offer', sdp: offer.sdp });
       clearTimeout(p.answerTimer);
       p.answerTimer = setTimeout(() => {
         if (p.pc.signalingState === 'have-local-offer') this.#restart(p);
@@ -291,12 +293,16 @@ export class Call {
   /** @param {Peer} p @param {Signal} signal */
   async #handle(p, signal) {
     const pc = p.pc;
+    const data = signal.data ?? {};
     if (signal.type === 'ice-candidate') {
+      const c = typeof data.candidate === 'object' ? data.candidate : data;
+      const init = { candidate: c.candidate, sdpMid: c.sdpMid, sdpMLineIndex: c.sdpMLineIndex, usernameFragment: c.usernameFragment };
       // A candidate of an offer this side ignored, or of an older ICE generation, fails harmlessly.
-      await pc.addIceCandidate(signal.data?.candidate).catch(() => {});
+      await pc.addIceCandidate(init).catch(() => {});
       return;
     }
-    const description = { type: /** @type {RTCSdpType} */ (signal.type), sdp: String(signal.data?.sdp ?? '') };
+    const sdp = data.sdp ?? data[signal.type]?.sdp;
+    const description = { type: /** @type {RTCSdpType} */ (signal.type), sdp: String(sdp ?? '') };
     const collision = description.type === 'offer' && (p.makingOffer || pc.signalingState !== 'stable');
     p.ignoreOffer = !p.polite && collision;
     if (p.ignoreOffer) return;
@@ -305,7 +311,7 @@ export class Call {
     await pc.setRemoteDescription(description);
     if (description.type === 'answer') return void clearTimeout(p.answerTimer);
     await pc.setLocalDescription();
-    if (pc.localDescription) this.#send(p, 'answer', { sdp: pc.localDescription.sdp });
+    if (pc.localDescription) this.#send(p, 'answer', { type: 'answer', sdp: pc.localDescription.sdp });
   }
 
   // Runs step after p's earlier steps; an error is reported as an event, not thrown.
@@ -322,7 +328,7 @@ export class Call {
   }
 
   // Sends a signal to p alone, stamped with this call's id.
-  /** @param {Peer} p @param {string} type @param {Record<string, unknown>} data */
+  /** @param {Peer} p @param {string} type @param {object} data */
   #send(p, type, data) {
     if (!p.closed) this.#client.sendMessage({ type, data: { ...data, callId: this.#callId }, to: p.accountId });
   }
