@@ -51,6 +51,7 @@ import { Emitter } from './emitter.js';
  * @property {number} [maxQueuedMessages] messages kept while not connected (default 100)
  * @property {number} [pingIntervalMs] ping after this long without hearing from the node (default 20000; 0 = never)
  * @property {number} [pingTimeoutMs] drop the connection when the ping is not answered this fast (default 10000)
+ * @property {number} [connectTimeoutMs] give up an attempt that has no welcome this long after it started (default 10000)
  */
 
 /** Close codes after which reconnecting cannot help, and what the error says. */
@@ -60,8 +61,8 @@ const FATAL = new Map([
 ]);
 const EXPIRED = 4001;
 const GOING_AWAY = 1001;
-/** The code this client closes a connection with when its ping went unanswered. */
-const KEEPALIVE_TIMEOUT = 4000;
+/** The code this client gives a connection it dropped: a ping unanswered, or no welcome in time. */
+const CLIENT_TIMEOUT = 4000;
 /** A connection shorter than this that ends with 4001 or 1001 retries with backoff, not at once. */
 const MIN_HEALTHY_MS = 2000;
 /** Types only the node sends. */
@@ -86,6 +87,8 @@ export class SignalingClient {
   #retryTimer;
   /** @type {ReturnType<typeof setInterval> | undefined} */
   #pingTimer;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #connectTimer;
   /** @type {string[]} */
   #queue = [];
   /** @type {Map<string, Account>} */
@@ -118,6 +121,7 @@ export class SignalingClient {
       maxQueuedMessages: 100,
       pingIntervalMs: 20000,
       pingTimeoutMs: 10000,
+      connectTimeoutMs: 10000,
       ...rest,
     };
   }
@@ -253,6 +257,11 @@ export class SignalingClient {
     ws.onmessage = (ev) => this.#onPacket(ev.data);
     ws.onerror = () => {}; // a close event follows, with the code
     ws.onclose = (ev) => ws === this.#ws && this.#onClose(ev.code, ev.reason);
+    // A handshake into a dead network can hang for minutes.
+    this.#connectTimer = setTimeout(() => {
+      this.#events.emit('error', { code: 'connect_timeout', message: `no welcome within ${this.#opts.connectTimeoutMs} ms` });
+      this.#onClose(CLIENT_TIMEOUT, 'connect timeout');
+    }, this.#opts.connectTimeoutMs);
   }
 
   // The socket is gone with code: reconnect, at once or after a backoff, or give up.
@@ -283,6 +292,7 @@ export class SignalingClient {
   /** Forgets the current socket: no message or close callback of it runs after this, and it is closed. */
   #detach() {
     clearInterval(this.#pingTimer);
+    clearTimeout(this.#connectTimer);
     const ws = this.#ws;
     this.#ws = null;
     if (!ws) return;
@@ -326,7 +336,7 @@ export class SignalingClient {
       const now = Date.now();
       if (pingedAt && this.#lastHeard < pingedAt && now - pingedAt >= pingTimeoutMs) {
         this.#events.emit('error', { code: 'keepalive_timeout', message: `no answer from the node for ${now - this.#lastHeard} ms` });
-        this.#onClose(KEEPALIVE_TIMEOUT, 'keepalive timeout');
+        this.#onClose(CLIENT_TIMEOUT, 'keepalive timeout');
       } else if (now - this.#lastHeard >= pingIntervalMs && this.#lastHeard >= pingedAt) {
         pingedAt = now;
         this.#ws?.send('{"type":"webrtc.ping"}');
@@ -364,6 +374,7 @@ export class SignalingClient {
   // Connected: send what waited, and make the peers those the welcome lists.
   /** @param {Welcome} welcome */
   #onWelcome(welcome) {
+    clearTimeout(this.#connectTimer);
     this.#welcomedAt = Date.now();
     this.#attempt = 0;
     this.userId = welcome.userId;
