@@ -57,6 +57,8 @@ static size_t utf8_length(const char *s, size_t len)
     return n;
 }
 
+#define PING "webrtc.ping"
+
 static bool is_reserved(const char *type)
 {
     return !strcmp(type, "user-joined") || !strcmp(type, "user-left");
@@ -104,6 +106,10 @@ static enum protocol_error parse_signal(json_t *msg, bool in_envelope, struct si
     if (is_reserved(t)) {
         *why = WHY_RESERVED;
         return PROTOCOL_INVALID_MESSAGE;
+    }
+    if (!strcmp(t, PING)) {
+        out->kind = PROTOCOL_PING;
+        return PROTOCOL_OK;
     }
     if (to && !json_is_null(to) && !json_is_string(to)) {
         *why = WHY_TO;
@@ -217,6 +223,10 @@ static enum protocol_error scan_signal(const struct json_scan *scan,
     if (token_is(type->value, "user-joined") || token_is(type->value, "user-left")) {
         *why = WHY_RESERVED;
         return PROTOCOL_INVALID_MESSAGE;
+    }
+    if (token_is(type->value, PING)) {
+        out->kind = PROTOCOL_PING;
+        return PROTOCOL_OK;
     }
     if (to && to->kind != JSON_KIND_STRING && to->kind != JSON_KIND_NULL) {
         *why = WHY_TO;

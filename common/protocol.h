@@ -24,8 +24,18 @@
 bool protocol_route(const char *prefix, const char *path, char *room);
 bool protocol_is_guid(const char *s, size_t len);
 
+/* What a client message asks of the node. */
+enum protocol_kind {
+    PROTOCOL_SIGNAL, /* a signal, for the room */
+    /* "webrtc.ping", in any of the three forms: answered "webrtc.pong", to
+     * the sender alone (browsers cannot see WebSocket pings). Nothing else
+     * of it is read: type, data and to are left unset. */
+    PROTOCOL_PING,
+};
+
 /* A client signal, normalized from any of the three accepted forms. */
 struct signal_in {
+    enum protocol_kind kind;
     json_t *root;     /* owns what the pointers below point into */
     json_t *flat;     /* the data built from a flat-form message, or NULL */
     const char *type; /* never "webrtc.signal", "user-joined" or "user-left" */
@@ -49,6 +59,7 @@ void signal_in_clear(struct signal_in *s);
 
 /* A client signal as it lies in the client's text: no tree, no copies. */
 struct signal_spans {
+    enum protocol_kind kind;
     struct json_span type; /* the string, its quotes included */
     struct json_span data; /* the data's text; .p is NULL in the flat form */
     /* The flat form: the object whose members other than type and to are
@@ -83,6 +94,8 @@ json_t *protocol_welcome(const char *user_id, const char *room, const char *time
                          json_t *participants);
 json_t *protocol_participant(json_t *account, const char *joined_at);
 json_t *protocol_error(const char *code, const char *message);
+/* The answer to a ping: {"type":"webrtc.pong"}. */
+#define PROTOCOL_PONG "{\"type\":\"webrtc.pong\"}"
 
 /* The wire's timestamps (joinedAt, the welcome's timestamp): ISO-8601 UTC
  * with milliseconds, written by iso8601_format. */

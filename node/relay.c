@@ -292,6 +292,15 @@ static bool target_known(struct conn *c, const char *to)
     return false;
 }
 
+/* A ping (docs/protocol.md, "Keepalive"): the pong goes to the sender
+ * alone, never to the room or the bus. */
+static void pong(struct conn *c)
+{
+    struct packet *p = packet_from_bytes(PROTOCOL_PONG, sizeof(PROTOCOL_PONG) - 1);
+    conn_send(c, p);
+    packet_unref(p);
+}
+
 /* The slow path: a client signal read into a tree by jansson, for the
  * forms protocol_scan leaves to it. */
 static void relay_parsed(struct conn *c, const char *text, size_t len)
@@ -303,7 +312,9 @@ static void relay_parsed(struct conn *c, const char *text, size_t len)
         conn_send_error(c, protocol_error_code(e), why);
         return;
     }
-    if (target_known(c, s.to)) {
+    if (s.kind == PROTOCOL_PING)
+        pong(c);
+    else if (target_known(c, s.to)) {
         json_t *j = protocol_signal(s.type, s.data, s.to, c->ident.account_id, c->ident.account);
         struct packet *p = packet_from_json(j);
         json_decref(j);
@@ -333,6 +344,10 @@ static bool relay_scanned(struct conn *c, const char *text, size_t len)
     }
     if (e != PROTOCOL_OK) {
         conn_send_error(c, protocol_error_code(e), why);
+        return true;
+    }
+    if (s.kind == PROTOCOL_PING) {
+        pong(c);
         return true;
     }
     if (!c->sender &&

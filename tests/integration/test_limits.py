@@ -155,6 +155,22 @@ def test_rate_limit_is_per_connection(limit_node):
     pump([b], until)
 
 
+@c_only
+def test_pings_count_against_the_rate_limit(limit_node):
+    """webrtc.ping is a message like any other for the rate limit (burst 5)."""
+    room = new_room()
+    a, b = join_room(limit_node, room, 2)
+    n = 9
+    a.c.send_many_json([{"type": "webrtc.ping"}] * n)
+    got = [a.recv() for _ in range(n)]
+    pongs = [p for p in got if p == {"type": "webrtc.pong"}]
+    limited = [p for p in got if p.get("type") == "error" and p["data"]["code"] == "rate_limited"]
+    assert len(pongs) + len(limited) == n, got
+    assert got[:5] == [{"type": "webrtc.pong"}] * 5 and len(limited) >= 1, got
+    # nothing reached b: a's first signal to get through is b's next packet
+    probe_until_delivered(a, b)
+
+
 def test_custom_max_message_bytes(limit_node):
     room = new_room()
     a, b = join_room(limit_node, room, 2)
@@ -344,6 +360,25 @@ def test_keepalive_drops_silent_peer(nodes):
     answering.expect_joined(other)
     other.send("after", {})
     answering.expect_signal("after", other)
+
+
+@c_only
+def test_keepalive_counts_app_pings_as_life(nodes):
+    """A client that answers no WebSocket ping (as a browser page cannot see
+    them) but sends webrtc.ping is kept: its pings are signs of life."""
+    n = nodes.start({"SIGNAL_PING_S": "1"})
+    room = new_room()
+    app = join(n, room, new_account("app"), client_kw={"auto_pong": False})
+    # 4 s without a WebSocket pong, where a silent client is dropped 2-3 s
+    # after its last frame: time itself is what is awaited here.
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 4:
+        app.send("webrtc.ping")
+        assert app.recv() == {"type": "webrtc.pong"}
+        time.sleep(0.3)
+    other = join(n, room, new_account("other"))
+    assert [p["accountId"] for p in other.welcome["data"]["participants"]] == [app.sub]
+    app.expect_joined(other)
 
 
 # -- bytes per sender (C node only) ----------------------------------------------

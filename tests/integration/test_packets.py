@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from harness import join, join_room, new_account, new_room, parse_iso
+from harness import c_only, join, join_room, new_account, new_room, parse_iso
 
 
 def packet(sender, type_, data, to=None):
@@ -467,6 +467,43 @@ def test_errors_in_a_row_keep_the_connection(node):
         a.c.send_text(text)
     for code in codes:
         a.expect_error(code)
+    marker(a, [b])
+
+
+# -- webrtc.ping (C node only: an extension beyond the guide) ----------------------
+
+PONG = {"type": "webrtc.pong"}
+
+
+@c_only
+@pytest.mark.parametrize("ping", [
+    {"type": "webrtc.ping"},
+    {"type": "webrtc.ping", "data": {"t": 12345}},
+    {"type": "webrtc.ping", "to": "TO", "data": [1, 2]},
+    {"type": "webrtc.signal", "data": {"type": "webrtc.ping"}},
+], ids=["bare", "with-data", "with-to", "envelope"])
+def test_ping_is_answered_to_the_sender_only(node, ping):
+    """docs/protocol.md, "Keepalive": the pong goes to the sending connection
+    alone, never to the room (nor through Redis to other nodes)."""
+    room = new_room()
+    a, b = join_room(node, room, 2)
+    a2 = join(node, room, a.sub)  # the sender's other device gets nothing either
+    a.c.send_json(_fill_to(ping, b.sub))
+    assert a.recv() == PONG
+    # a's next signal is the first thing b and a2 get: the ping went nowhere
+    marker(a, [b, a2])
+    # and nothing else came back to a: b's answer is a's next packet
+    marker(b, [a])
+
+
+@c_only
+def test_pings_in_a_row_get_pongs_in_order_with_signals(node):
+    room = new_room()
+    a, b = join_room(node, room, 2)
+    a.c.send_many_json([{"type": "webrtc.ping"}, {"type": "offer", "data": {"i": 1}},
+                        {"type": "webrtc.ping"}, {"type": "webrtc.ping"}])
+    assert [a.recv() for _ in range(3)] == [PONG] * 3
+    assert b.expect_signal("offer", a)["data"] == {"i": 1}
     marker(a, [b])
 
 

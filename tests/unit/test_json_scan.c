@@ -347,6 +347,7 @@ static void gen_signal(struct buf *b)
         "\"user-joined\"",
         "\"user-left\"",
         "\"webrtc.signal\"",
+        "\"webrtc.ping\"",
         "\"of\\u0066er\"",
         "1",
         "null",
@@ -381,8 +382,8 @@ static void gen_signal(struct buf *b)
 
 static const char sender_id[] = "acc-1";
 
-/* What the slow path relays for text, dumped and parsed back; or NULL with
- * *e and *why set. */
+/* What the slow path relays for text, dumped and parsed back (for a ping,
+ * the string "ping"); or NULL with *e and *why set. */
 static json_t *slow_packet(const char *text, size_t len, json_t *account, enum protocol_error *e,
                            const char **why)
 {
@@ -390,7 +391,9 @@ static json_t *slow_packet(const char *text, size_t len, json_t *account, enum p
     *e = protocol_parse(text, len, &in, why);
     if (*e != PROTOCOL_OK)
         return NULL;
-    json_t *j = protocol_signal(in.type, in.data, in.to, sender_id, account);
+    json_t *j = in.kind == PROTOCOL_PING
+                    ? json_string("ping")
+                    : protocol_signal(in.type, in.data, in.to, sender_id, account);
     signal_in_clear(&in);
     return j;
 }
@@ -409,6 +412,11 @@ static void assert_same_answer(const char *text, size_t len, json_t *account, co
     cr_assert_eq(e_fast, e_slow, "fast %d, slow %d: [%.*s]", e_fast, e_slow, (int)len, text);
     if (e_fast != PROTOCOL_OK) {
         cr_assert_str_eq(why_fast, why_slow, "[%.*s]", (int)len, text);
+        return;
+    }
+    if (s.kind == PROTOCOL_PING) {
+        cr_assert(json_is_string(want), "a ping only for the fast path: [%.*s]", (int)len, text);
+        json_decref(want);
         return;
     }
     struct buf b;
@@ -486,6 +494,25 @@ Test(protocol_scan, flat_and_envelope_forms)
     cr_assert_str_eq(b.data, "{\"type\":\"webrtc.signal\",\"data\":{\"type\":\"answer\",\"data\":"
                              "[1],\"s\":1}}");
     buf_free(&b);
+}
+
+Test(protocol_scan, reads_a_ping)
+{
+    static const char *const texts[] = {
+        "{\"type\":\"webrtc.ping\"}",
+        "{\"data\":{\"n\":1},\"type\":\"webrtc.ping\",\"to\":[]}",
+        "{\"type\":\"webrtc.signal\",\"data\":{\"type\":\"webrtc.ping\"}}",
+    };
+    struct json_scan scan;
+    struct signal_spans s;
+    const char *why;
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        cr_assert_eq(protocol_scan(texts[i], strlen(texts[i]), &scan, &s, &why), PROTOCOL_OK);
+        cr_assert_eq(s.kind, PROTOCOL_PING, "%s", texts[i]);
+    }
+    const char *signal = "{\"type\":\"webrtc.pong\"}";
+    cr_assert_eq(protocol_scan(signal, strlen(signal), &scan, &s, &why), PROTOCOL_OK);
+    cr_assert_eq(s.kind, PROTOCOL_SIGNAL);
 }
 
 Test(protocol_scan, leaves_escapes_and_repeats_to_the_tree)

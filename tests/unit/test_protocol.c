@@ -267,3 +267,25 @@ Test(protocol, type_length_counts_characters)
     cr_assert_eq(parse(text, &s, &why), PROTOCOL_OK);
     signal_in_clear(&s);
 }
+
+static void expect_ping(const char *text)
+{
+    struct signal_in s;
+    const char *why = NULL;
+    cr_assert_eq(parse(text, &s, &why), PROTOCOL_OK, "%s: %s", text, why ? why : "");
+    cr_assert_eq(s.kind, PROTOCOL_PING, "%s", text);
+    signal_in_clear(&s);
+}
+
+Test(protocol, ping_in_every_form_ignores_the_rest)
+{
+    expect_ping("{\"type\":\"webrtc.ping\"}");
+    expect_ping("{\"type\":\"webrtc.ping\",\"data\":{\"t\":1}}");
+    expect_ping("{\"type\":\"webrtc.ping\",\"to\":5,\"x\":[]}");
+    expect_ping("{\"type\":\"webrtc.signal\",\"data\":{\"type\":\"webrtc.ping\"}}");
+    expect_ping("{\"type\":\"webrtc\\u002eping\"}");
+    /* Only that exact type. */
+    expect_signal("{\"type\":\"webrtc.pingx\"}", "webrtc.pingx", "{}", NULL);
+    expect_signal("{\"type\":\"webrtc.pong\",\"data\":1}", "webrtc.pong", "1", NULL);
+    expect_error("{\"type\":\"webrtc.ping\",\"type\":1}", PROTOCOL_INVALID_MESSAGE);
+}
