@@ -387,8 +387,8 @@ static const struct setting settings[] = {
      "json (one object per line) or text (default: json; text under --dev)", parse_log_format, 0, 0,
      0},
     {"SIGNAL_DEV", "dev", "false",
-     "development mode: random secret, prints a ready URL with dev tokens", parse_bool, FIELD(dev),
-     0, 0},
+     "development mode: random secret, prints ready URLs, serves the demo page", parse_bool,
+     FIELD(dev), 0, 0},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))

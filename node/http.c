@@ -43,10 +43,11 @@ static const char *status_body(int status)
 }
 
 /* Writes a complete answer with extra headers for 401 and 405, Retry-After
- * when retry_after_s > 0, and Connection: close when close. Returns nonzero
- * if it could not. */
+ * when retry_after_s > 0, Connection: close when close, and the name/value
+ * pairs of headers (NULL-terminated; may be NULL). Returns nonzero if it
+ * could not. */
 static int send_answer(struct lws *wsi, int status, const char *type, const char *body, size_t len,
-                       long retry_after_s, bool close)
+                       long retry_after_s, bool close, const char *const *headers)
 {
     /* Headers only: lws copies the body out of our buffer below. */
     unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
@@ -69,6 +70,11 @@ static int send_answer(struct lws *wsi, int status, const char *type, const char
         lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:",
                                     (const unsigned char *)retry, retry_len, &p, end))
         return 1;
+    for (size_t i = 0; headers && headers[i]; i += 2)
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)headers[i],
+                                        (const unsigned char *)headers[i + 1],
+                                        (int)strlen(headers[i + 1]), &p, end))
+            return 1;
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return 1;
     /* HEAD gets the same answer as GET, without the body. */
@@ -84,14 +90,20 @@ static int send_answer(struct lws *wsi, int status, const char *type, const char
 
 int http_send(struct lws *wsi, int status, const char *type, const char *body, size_t len)
 {
-    return send_answer(wsi, status, type, body, len, 0, false);
+    return send_answer(wsi, status, type, body, len, 0, false, NULL);
+}
+
+int http_send_with(struct lws *wsi, int status, const char *type, const char *body, size_t len,
+                   const char *const *headers)
+{
+    return send_answer(wsi, status, type, body, len, 0, false, headers);
 }
 
 int http_reply_retry(struct lws *wsi, int status, long retry_after_s)
 {
     const char *body = status_body(status);
     return send_answer(wsi, status, "text/plain; charset=utf-8", body, strlen(body), retry_after_s,
-                       false);
+                       false, NULL);
 }
 
 int http_reply(struct lws *wsi, int status)
@@ -115,6 +127,11 @@ static const char *fragment(struct lws *wsi, enum lws_token_indexes h, int i)
 {
     static char frag[MAX_HEADER_BYTES + 8];
     return lws_hdr_copy_fragment(wsi, frag, sizeof(frag), h, i) >= 0 ? frag : NULL;
+}
+
+const char *http_query_param(struct lws *wsi, int i)
+{
+    return fragment(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
 }
 
 static char *query_token(struct lws *wsi)
@@ -251,7 +268,7 @@ bool http_check_head(struct node *n, struct lws *wsi, bool websocket)
     log_debug("http_refused", "refused a request: %s", problem);
     n->stats.http_malformed++;
     send_answer(wsi, 400, "text/plain; charset=utf-8", MALFORMED_BODY, strlen(MALFORMED_BODY), 0,
-                true);
+                true, NULL);
     return false;
 }
 

@@ -19,6 +19,14 @@
 /* Writes a complete answer, with WWW-Authenticate for 401 and Allow for 405.
  * Returns nonzero if it could not. */
 int http_send(struct lws *wsi, int status, const char *type, const char *body, size_t len);
+/* http_send with more headers: name/value pairs, each name with its colon
+ * ("cache-control:"), NULL-terminated. */
+int http_send_with(struct lws *wsi, int status, const char *type, const char *body, size_t len,
+                   const char *const *headers);
+/* The i-th parameter of the query, "name=value" as lws hands it over
+ * (split at '&', %XX and '+' decoded), or NULL past the last. Valid until
+ * the next call. */
+const char *http_query_param(struct lws *wsi, int i);
 /* The route's text/plain answer for status (docs/protocol.md, "HTTP answers"). */
 int http_reply(struct lws *wsi, int status);
 /* http_reply with a Retry-After header (seconds; none when retry_after_s <= 0). */

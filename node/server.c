@@ -14,6 +14,7 @@
 #include "account_limit.h"
 #include "admin.h"
 #include "conn.h"
+#include "demo.h"
 #include "http.h"
 #include "linger.h"
 #include "listener.h"
@@ -54,6 +55,12 @@ static int on_http(struct node *n, struct lws *wsi, struct http_wait *w)
     char *path = http_request_path(wsi);
     if (path && !n->cfg.admin_port && admin_is_path(path)) {
         int rc = http_serve_admin(n, wsi, path);
+        free(path);
+        return rc;
+    }
+    /* Development mode only: never a production node's answer. */
+    if (path && n->cfg.dev && demo_is_path(path)) {
+        int rc = demo_serve(n, wsi, path);
         free(path);
         return rc;
     }
