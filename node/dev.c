@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dev_token.h"
 #include "mint.h"
 #include "rand.h"
 #include "xalloc.h"
@@ -35,13 +36,13 @@ void dev_prepare(struct config *cfg)
 }
 
 /* A token for account sub, called name, member of room, valid DEV_TTL_S,
- * signed with cfg's secret. Returns it (malloc'd), or NULL when libjwt cannot
- * sign. */
+ * signed with cfg's secret (with cfg's issuer and audience, which the node
+ * checks). Returns it (malloc'd), or NULL when libjwt cannot sign. */
 static char *dev_token(const struct config *cfg, const char *sub, const char *name,
                        const char *room)
 {
-    json_t *claims = json_pack("{s:s, s:s, s:[s], s:I}", "sub", sub, "name", name, "rooms", room,
-                               "exp", (json_int_t)time(NULL) + DEV_TTL_S);
+    json_t *claims = dev_token_claims(sub, name, room, (long long)time(NULL) + DEV_TTL_S,
+                                      cfg->jwt_issuer, cfg->jwt_audience);
     char *token = claims ? mint_token(claims, cfg->jwt_alg, (const unsigned char *)cfg->jwt_secret,
                                       strlen(cfg->jwt_secret))
                          : NULL;

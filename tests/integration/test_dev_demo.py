@@ -101,9 +101,10 @@ def test_unknown_demo_file_is_404(dev, path):
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS"])
 def test_other_methods_are_405(dev, method):
-    r = dev.http(method, "/demo/")
-    assert r.status == 405, r
-    assert r.headers.get("allow") == "GET"
+    for path in ("/demo/", "/demo/token?sub=a&room=" + new_room()):
+        r = dev.http(method, path)
+        assert r.status == 405, (path, r)
+        assert r.headers.get("allow") == "GET"
 
 
 def test_a_websocket_to_the_demo_is_refused(dev):
@@ -112,9 +113,114 @@ def test_a_websocket_to_the_demo_is_refused(dev):
     assert e.value.status == 404
 
 
+# -- the token endpoint --------------------------------------------------------------
+
+def get_token(node, **params):
+    query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in params.items())
+    return node.http("GET", "/demo/token?" + query)
+
+
+def test_token_joins_the_room(dev):
+    room = new_room()
+    sub = new_account("demo")
+    before = int(time.time()) - 1  # time() in C reads a coarser clock
+    r = get_token(dev, sub=sub, name="Zoë O'Brien & co", room=room.upper(), ttl=120)
+    assert r.status == 200, r
+    assert r.headers["content-type"] == "application/json"
+    assert r.headers["cache-control"] == "no-store"
+    assert r.headers["access-control-allow-origin"] == "*"
+    answer = json.loads(r.body)
+    assert set(answer) == {"token", "accountId", "expiresAt"}, answer
+    assert answer["accountId"] == sub
+    assert before + 120 <= answer["expiresAt"] <= int(time.time()) + 120
+    tok = answer["token"]
+    # signed with the node's own secret (the tests' one)
+    header, claims = jwt_decode_unverified(tok)
+    assert header["alg"] == "HS256"
+    signing_input, _, sig = tok.rpartition(".")
+    assert b64url(hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()) == sig
+    assert claims == {"sub": sub, "name": "Zoë O'Brien & co", "rooms": [room.lower()],
+                      "exp": answer["expiresAt"]}
+    m = admit(dev, room, sub, claims, tok)
+    assert m.welcome["data"]["userId"] == sub and m.welcome["data"]["roomId"] == room.lower()
+    # a second account from the endpoint sees the first one
+    r2 = json.loads(get_token(dev, sub=sub + "-2", room=room).body)
+    m2 = admit(dev, room, sub + "-2", jwt_decode_unverified(r2["token"])[1], r2["token"])
+    (p,) = m2.welcome["data"]["participants"]
+    assert p["accountId"] == sub and p["account"]["name"] == "Zoë O'Brien & co"
+    m.expect_joined(m2)
+
+
+def test_token_defaults_to_an_hour_and_no_name(dev):
+    before = int(time.time()) - 1  # time() in C reads a coarser clock
+    answer = json.loads(get_token(dev, sub="x", room=new_room()).body)
+    _, claims = jwt_decode_unverified(answer["token"])
+    assert "name" not in claims
+    assert before + 3600 <= claims["exp"] <= int(time.time()) + 3600
+
+
+def test_token_name_plus_and_percent_are_decoded_once(dev):
+    r = dev.http("GET", "/demo/token?sub=a&room=" + new_room() + "&name=Al%C3%A9+B%2541")
+    _, claims = jwt_decode_unverified(json.loads(r.body)["token"])
+    assert claims["name"] == "Alé B%41"
+
+
+BAD = [
+    ("room=ROOM", "sub is required"),
+    ("sub=a", "room is required"),
+    ("sub=&room=ROOM", "sub must be"),
+    ("sub=a%20b&room=ROOM", "sub must be"),
+    ("sub=" + "a" * 65 + "&room=ROOM", "sub must be"),
+    ("sub=a&room=not-a-guid", "room must be a GUID"),
+    ("sub=a&room=ROOM&ttl=0", "ttl must be"),
+    ("sub=a&room=ROOM&ttl=86401", "ttl must be"),
+    ("sub=a&room=ROOM&ttl=1h", "ttl must be"),
+    ("sub=a&room=ROOM&name=" + "n" * 65, "name must be"),
+    ("sub=a&room=ROOM&name=%FF", "name must be"),
+    ("sub=a&room=ROOM&name=a%01b", "name must be"),
+    ("sub=a&sub=b&room=ROOM", "given twice"),
+]
+
+
+@pytest.mark.parametrize("query,why", BAD, ids=[f"bad{i}" for i in range(len(BAD))])
+def test_token_refuses_bad_parameters(dev, query, why):
+    r = dev.http("GET", "/demo/token?" + query.replace("ROOM", new_room()))
+    assert r.status == 400, r
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert why in r.text, r.text
+
+
+def test_token_carries_the_issuer_and_audience_the_node_checks(nodes):
+    n = nodes.start({"SIGNAL_JWT_ISSUER": "https://issuer.example", "SIGNAL_JWT_AUDIENCE": "signal",
+                     "SIGNAL_JWT_ALG": "HS384"}, args=["--dev"])
+    room = new_room()
+    answer = json.loads(get_token(n, sub="iss-1", room=room).body)
+    header, claims = jwt_decode_unverified(answer["token"])
+    assert header["alg"] == "HS384"
+    assert claims["iss"] == "https://issuer.example" and claims["aud"] == "signal"
+    admit(n, room, "iss-1", claims, answer["token"])
+
+
+def test_token_needs_an_hs_secret(nodes, tmp_path):
+    key, pub = tmp_path / "k.pem", tmp_path / "k.pub.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-out", str(key)], check=True, capture_output=True)
+    subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-out", str(pub)], check=True,
+                   capture_output=True)
+    n = nodes.start({"SIGNAL_JWT_ALG": "ES256", "SIGNAL_JWT_KEY_FILE": str(pub)}, args=["--dev"])
+    r = get_token(n, sub="a", room=new_room())
+    assert r.status == 501, r
+    assert r.text == "--dev tokens need an HS secret"
+    assert r.headers["access-control-allow-origin"] == "*"
+    # the page itself is still there
+    assert n.http("GET", "/demo/").status == 200
+
+
 # -- never without --dev -------------------------------------------------------------
 
-PATHS = ["/demo", "/demo/", "/demo/index.html", "/demo/lib/index.js", "/demo/nope"]
+PATHS = ["/demo", "/demo/", "/demo/index.html", "/demo/lib/index.js", "/demo/token?sub=a&room=ROOM",
+         "/demo/nope"]
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "POST"])
@@ -131,3 +237,4 @@ def test_without_dev_every_demo_path_is_an_unknown_path(node, method):
 def test_dev_false_is_production(nodes):
     n = nodes.start({"SIGNAL_DEV": "false"})
     assert n.http("GET", "/demo/").status == 404
+    assert n.http("GET", "/demo/token?sub=a&room=" + new_room()).status == 404
