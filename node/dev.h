@@ -1,5 +1,6 @@
 /* --dev: a random HMAC secret and ready-made URLs with tokens, so that a
- * first run needs no key management. Never for production. */
+ * first run needs no key management (the demo page it serves is
+ * node/demo.c). Never for production. */
 #ifndef SIGNAL_DEV_H
 #define SIGNAL_DEV_H
 
@@ -9,7 +10,8 @@
  * Randomness and memory cannot fail (rand.h, xalloc.h). */
 void dev_prepare(struct config *cfg);
 /* Prints two URLs (two accounts, one room) to stdout, with tokens signed by
- * the configured secret; with RS and ES keys it can only say so. Returns 0,
+ * the configured secret, and the demo page's URL for that room; with RS and
+ * ES keys it can only say so. Returns 0,
  * or -1 when libjwt cannot sign. */
 int dev_print_urls(const struct config *cfg);
 

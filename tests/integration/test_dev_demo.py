@@ -217,6 +217,26 @@ def test_token_needs_an_hs_secret(nodes, tmp_path):
     assert n.http("GET", "/demo/").status == 200
 
 
+# -- the printed URL -----------------------------------------------------------------
+
+def test_dev_prints_the_demo_url_for_the_same_room(nodes):
+    port = free_port()
+    n = nodes.start({"SIGNAL_LISTEN": f"{HOST}:{port}"}, args=["--dev"], port=port, with_secret=False)
+    pattern = re.compile(r"^  Demo  http://127\.0\.0\.1:(\d+)(/demo/\?room=([0-9a-f-]{36}))$", re.M)
+    deadline = time.monotonic() + T
+    while not pattern.search(n.stdout()):
+        assert n.alive() and time.monotonic() < deadline, f"no demo URL on stdout\n{n.logs()}"
+        time.sleep(0.05)
+    got_port, path, room = pattern.search(n.stdout()).groups()
+    assert int(got_port) == port
+    alice = re.search(r"Alice ws://\S+/chat/realtime/([0-9a-f-]{36})\?", n.stdout())
+    assert alice and alice.group(1) == room
+    assert n.http("GET", path).status == 200
+    # with the node's random secret, its own tokens work
+    answer = json.loads(get_token(n, sub="me", room=room).body)
+    admit(n, room, "me", jwt_decode_unverified(answer["token"])[1], answer["token"])
+
+
 # -- never without --dev -------------------------------------------------------------
 
 PATHS = ["/demo", "/demo/", "/demo/index.html", "/demo/lib/index.js", "/demo/token?sub=a&room=ROOM",
