@@ -2,9 +2,10 @@
 podman from docker/Dockerfile (the node, Redis and HAProxy targets), the cluster is
 started from docker-compose.yml with podman-compose, and two WebSocket clients meet
 in one room through HAProxy's published port, each on another node (read from the
-nodes' JSON logs), and exchange signals both ways. Everything is removed at the end
-but the base image (debian:bookworm-slim, made locally by tools/base-image.sh and
-kept as a cache).
+nodes' JSON logs), and exchange signals both ways; the image serves the demo page
+and its tokens under --dev (as the compose nodes run), and 404 without.
+Everything is removed at the end but the base image (debian:bookworm-slim, made
+locally by tools/base-image.sh and kept as a cache).
 
 Deselect with -m "not container". Skipped without podman/podman-compose and in the
 sanitizer run (SIGNAL_TEST_ASAN=1: the image is not a sanitizer build). About 1 min
@@ -324,6 +325,33 @@ def stack(tmp_path):
             pytest.fail("teardown: " + "; ".join(errors))
 
 
+# The image alone, without network: a node in production mode, then one with
+# --dev, each asked for the demo page and a token (bash alone: no curl in the
+# image). Prints "<mode> <path> <status>" lines and "<mode> exit <code>".
+MODES_SCRIPT = r"""
+check() {
+  mode=$1; port=$2; shift 2
+  SIGNAL_LISTEN=127.0.0.1:$port SIGNAL_ADMIN_LISTEN=127.0.0.1:$((port + 1)) signal-node "$@" >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+  for path in /demo/ "/demo/token?sub=a&room=0f8fad5b-d9cb-469f-a165-70867728950e" /demo/lib/nope.js; do
+    exec 3<>/dev/tcp/127.0.0.1/$port
+    printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$path" >&3
+    status=
+    IFS=$' \r' read -r -t 5 _ status _ <&3
+    exec 3<&-
+    echo "$mode $path ${status:-none}"
+  done
+  kill -TERM $pid
+  wait $pid
+  echo "$mode exit $?"
+}
+check prod 8080
+check dev 8090 --dev
+"""
+DEMO_TOKEN = "/demo/token?sub=a&room=0f8fad5b-d9cb-469f-a165-70867728950e"
+
+
 def connect(lb, room, token):
     """A member joined through the balancer: a welcome read within the deadline."""
     claims = harness.jwt_decode_unverified(token)[1]
@@ -354,6 +382,18 @@ def test_image_and_compose_cluster(stack):
     check = img.get("Healthcheck") or cfg.get("Healthcheck") or {}
     assert "/usr/local/bin/signal-healthcheck" in check.get("Test", []), check
     assert "SIGNAL_ADMIN_LISTEN=0.0.0.0:9090" in cfg.get("Env", []), cfg.get("Env")
+
+    # The demo page is in the binary: the image serves it under --dev, and only then.
+    t0 = time.monotonic()
+    _, out, _ = s.podman("run", "--rm", "--network", "none", "--name", f"{s.project}_modes",
+                         "--label", f"io.podman.compose.project={s.project}",
+                         "-e", "SIGNAL_JWT_SECRET=modes-test-secret", "-e", "SIGNAL_DRAIN_S=0",
+                         "--entrypoint", "bash", s.images["node"], "-c", MODES_SCRIPT, timeout=60)
+    assert out.split("\n")[:-1] == [
+        "prod /demo/ 404", f"prod {DEMO_TOKEN} 404", "prod /demo/lib/nope.js 404", "prod exit 0",
+        "dev /demo/ 200", f"dev {DEMO_TOKEN} 200", "dev /demo/lib/nope.js 404", "dev exit 0",
+    ], out
+    s.timings["demo modes"] = time.monotonic() - t0
 
     s.timed("compose up", s.compose_up)
     s.timed("healthy", s.wait_ready)
@@ -416,6 +456,21 @@ def test_image_and_compose_cluster(stack):
                     if r.get("event") == "conn_close" and r.get("account") in (alice, bob) and "code" in r}
            == {alice, bob}, timeout=T)
     s.timings["clients"] = time.monotonic() - t0
+
+    # Development mode (docker/dev.env): the demo page through HAProxy, and a
+    # token from /demo/token that any node accepts (the nodes share the secret).
+    t0 = time.monotonic()
+    page = lb.http("GET", "/demo/")
+    with open(os.path.join(ROOT, "web", "demo", "index.html"), "rb") as f:
+        assert (page.status, page.body) == (200, f.read()), page
+    assert page.headers["content-type"] == "text/html; charset=utf-8", page.headers
+    carol = new_account("carol")
+    r = lb.http("GET", f"/demo/token?sub={carol}&name=Carol&room={room}")
+    assert r.status == 200 and r.headers["access-control-allow-origin"] == "*", r
+    c = connect(lb, room, json.loads(r.body)["token"])
+    assert c.welcome["data"]["participants"] == [], c.welcome
+    c.close()
+    s.timings["demo"] = time.monotonic() - t0
 
     # A stop drains and exits 0: SIGTERM reaches the node as PID 1, as a non-root user.
     t0 = time.monotonic()
