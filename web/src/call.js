@@ -9,14 +9,17 @@
 // peer that leaves the room while its media still flows (it is reconnecting:
 // an expired token, a drained node) keeps its connection for leaveGraceMs;
 // an offer that got no answer (lost with a node) is rolled back and made
-// again. Every signal carries this Call's random id, so a peer that reloads
-// its page is recognised and gets a fresh RTCPeerConnection.
+// again. Each RTCPeerConnection has a random id, and every signal carries
+// the sender's (callId) and, once known, the receiver's (peerId): a page
+// that reloads starts over with an offer without peerId, which replaces the
+// other side's connection, and what the other side's old connection still
+// sends, addressed to the page's old connection, is dropped.
 //
-// Wire: `offer` and `answer` ({ type, sdp, callId }: an RTCSessionDescription
-// with the id), `ice-candidate` (an RTCIceCandidate's JSON with the id), all
-// directed with `to`; `hangup` ({ callId }) to the room. It also reads the
-// shapes the original guide's sample sends ({ offer: {...} }, { candidate:
-// {...} }), so it can talk to clients written from it.
+// Wire, all directed with `to`: `offer` and `answer` (an
+// RTCSessionDescription's { type, sdp } plus the ids), `ice-candidate` (an
+// RTCIceCandidate's JSON plus the ids), `hangup` (the ids). It also reads
+// the shapes the original guide's sample sends ({ offer: {...} },
+// { candidate: {...} }, no ids), so it can talk to clients written from it.
 
 import { Emitter } from './emitter.js';
 
@@ -41,7 +44,8 @@ import { Emitter } from './emitter.js';
  * @property {boolean} polite
  * @property {boolean} makingOffer
  * @property {boolean} ignoreOffer
- * @property {string | null} remoteCallId
+ * @property {string} localId this connection's random id
+ * @property {string | null} remoteCallId the other side's connection's id, once known
  * @property {Promise<void>} chain its signals, handled one at a time
  * @property {Map<MediaStreamTrack, RTCRtpSender>} senders
  * @property {ReturnType<typeof setTimeout> | undefined} graceTimer
@@ -74,7 +78,6 @@ export class Call {
   #events = new Emitter();
   /** @type {Array<() => void>} */
   #unsubscribe = [];
-  #callId = Math.random().toString(36).slice(2, 12);
   /** @type {Map<string, Peer>} */
   peers = new Map();
 
@@ -107,8 +110,10 @@ export class Call {
 
   /** Tells the peers, closes every RTCPeerConnection and stops listening to the client (which stays connected). */
   hangup() {
-    this.#client.sendMessage({ type: 'hangup', data: { callId: this.#callId } });
-    for (const p of [...this.peers.values()]) this.#close(p, 'local');
+    for (const p of [...this.peers.values()]) {
+      this.#send(p, 'hangup', {});
+      this.#close(p, 'local');
+    }
     for (const off of this.#unsubscribe.splice(0)) off();
   }
 
@@ -194,6 +199,7 @@ export class Call {
       polite: (this.#client.userId ?? '') < id,
       makingOffer: false,
       ignoreOffer: false,
+      localId: Math.random().toString(36).slice(2, 12),
       remoteCallId: null,
       chain: Promise.resolve(),
       senders: new Map(),
@@ -273,18 +279,25 @@ export class Call {
   /** @param {Signal} signal @param {string} from */
   #onSignal(signal, from) {
     if (!SIGNALS.has(signal.type) || from === this.#client.userId) return;
-    const callId = typeof signal.data?.callId === 'string' ? signal.data.callId : null;
+    const id = (/** @type {unknown} */ v) => (typeof v === 'string' ? v : null);
+    const callId = id(signal.data?.callId), peerId = id(signal.data?.peerId);
     let p = this.peers.get(from);
-    if (signal.type === 'hangup') {
-      if (p && (!p.remoteCallId || p.remoteCallId === callId)) this.#close(p, 'hangup');
+    if (peerId && peerId !== p?.localId) {
+      // For a connection of this side that is gone (before a reload): the other
+      // side still holds one for it. A fresh connection offers, so it is replaced.
+      if (p && !p.remoteCallId && p.pc.signalingState === 'stable' && !p.makingOffer) void this.#offer(p);
       return;
     }
-    if (p && p.remoteCallId && callId && p.remoteCallId !== callId) {
+    const known = !p || !p.remoteCallId || !callId || p.remoteCallId === callId;
+    if (signal.type === 'hangup') return void (p && known && this.#close(p, 'hangup'));
+    if (p && !known) {
+      if (signal.type !== 'offer' || peerId) return; // from an older connection of the other side
       this.#close(p, 'replaced'); // the other side started over (a reloaded page)
       p = undefined;
     }
+    if (!p && signal.type !== 'offer') return;
     p ??= this.#create(from, this.#client.getUserInfo(from) ?? signal.senderInfo);
-    p.remoteCallId = callId ?? p.remoteCallId;
+    p.remoteCallId ??= callId;
     const peer = p;
     this.#queue(peer, () => this.#handle(peer, signal));
   }
@@ -327,9 +340,10 @@ export class Call {
     this.#events.emit('error', { accountId: p.accountId, error: err instanceof Error ? err : new Error(String(err)) });
   }
 
-  // Sends a signal to p alone, stamped with this call's id.
+  // Sends a signal to p alone, with this connection's id and, once known, p's.
   /** @param {Peer} p @param {string} type @param {object} data */
   #send(p, type, data) {
-    if (!p.closed) this.#client.sendMessage({ type, data: { ...data, callId: this.#callId }, to: p.accountId });
+    const ids = p.remoteCallId ? { callId: p.localId, peerId: p.remoteCallId } : { callId: p.localId };
+    if (!p.closed) this.#client.sendMessage({ type, data: { ...data, ...ids }, to: p.accountId });
   }
 }
