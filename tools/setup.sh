@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what signal-node needs to build and test on Debian 12, and builds the
-# libwebsockets it links against. Safe to run again: each step is skipped when
+# Installs what signal-node needs to build and test on Debian 12, builds the
+# libwebsockets it links against, and installs the browser client's npm
+# development packages (web/node_modules). Safe to run again: each step is skipped when
 # its result is already there, so the common case costs a second.
 #
 # Debian's libwebsockets is built without libevent support, so we build the same
@@ -10,7 +11,8 @@
 #
 #   tools/setup.sh               everything the build and every test need (the default)
 #   tools/setup.sh --build-only  only what the build and the unit tests need (docker/Dockerfile
-#                                uses it): no redis-server, HAProxy, Python or podman
+#                                uses it): no redis-server, HAProxy, Python, podman,
+#                                chromium, Node.js or npm packages
 # Prints the libwebsockets prefix to pass to cmake as -DSIGNAL_LWS_PREFIX.
 set -euo pipefail
 
@@ -41,10 +43,20 @@ PACKAGES=(build-essential cmake pkg-config dpkg-dev libssl-dev zlib1g-dev libcap
   libevent-dev libhiredis-dev libjansson-dev libjwt-dev libcriterion-dev uthash-dev libjemalloc-dev)
 # The integration tests: Redis, HAProxy, pytest, and the container image test
 # (tests/integration/test_container.py: podman, runc, debootstrap, podman-compose);
-# tools/fuzz.sh: clang and its libFuzzer and sanitizer runtimes.
+# tools/fuzz.sh: clang and its libFuzzer and sanitizer runtimes;
+# the browser tests (tools/web-test.sh): chromium, and ip for the loopback of
+# their network namespace.
 TEST_PACKAGES=(redis-server python3 python3-pytest openssl haproxy
-  podman runc debootstrap podman-compose clang libclang-rt-14-dev)
+  podman runc debootstrap podman-compose clang libclang-rt-14-dev chromium iproute2)
 [ "$MODE" = build ] || PACKAGES+=("${TEST_PACKAGES[@]}")
+# The browser client's tests need Node.js and npm: Debian's, unless a node and
+# an npm are already on PATH (for example NodeSource's nodejs, which bundles
+# npm and conflicts with Debian's npm package).
+if [ "$MODE" != build ]; then
+  command -v node >/dev/null || PACKAGES+=(nodejs)
+  command -v npm >/dev/null || PACKAGES+=(npm)
+fi
+WEB_DIR=$(cd "$(dirname "$0")/.." && pwd)/web
 
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -113,6 +125,17 @@ build_lws() {
   echo "$STAMP" >"$LWS_PREFIX/.stamp"
 }
 
+# npm ci in web/ when node_modules is missing or older than the lock file
+# (npm writes node_modules/.package-lock.json at each install). Its output goes
+# to stderr: stdout carries only the libwebsockets prefix.
+install_npm_packages() {
+  [ -f "$WEB_DIR/package-lock.json" ] || return 0
+  [ "$WEB_DIR/package-lock.json" -nt "$WEB_DIR/node_modules/.package-lock.json" ] || return 0
+  log "installing the browser client's npm packages (npm ci in web/)"
+  (cd "$WEB_DIR" && npm ci --no-audit --no-fund --loglevel=error) >&2
+}
+
 install_packages
 build_lws
+[ "$MODE" = build ] || install_npm_packages
 echo "$LWS_PREFIX"
