@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Builds what is missing, then runs every test: the unit tests (ctest) and the
-# integration tests (pytest, real node processes and a real redis-server).
+# Builds what is missing, then runs every test: the unit tests (ctest), the
+# integration tests (pytest, real node processes and a real redis-server), and
+# the browser client's: its type check (tsc), its unit tests (node --test
+# against a real node) and the browser tests (chromium pages in calls across
+# nodes, tools/web-test.sh). Every step runs even when an earlier one failed;
+# the exit status fails if any did.
 #   tools/test.sh          the normal build, in build/
 #   tools/test.sh --asan   the same suite with AddressSanitizer + UBSan, in build-asan/
 # Extra arguments go to pytest (e.g. -k welcome).
@@ -21,5 +25,15 @@ fi
 (cd "$dir" && ctest --output-on-failure)
 export SIGNAL_NODE_BIN=$dir/bin/signal-node SIGNAL_TOKEN_BIN=$dir/bin/signal-token
 cd "$root"
+failed=()
 # Debian's python3, which has pytest: not whatever python3 is first on PATH.
-exec /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration "$@"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration "$@" || failed+=(pytest)
+(cd web && npx --no-install tsc -p tsconfig.json) || failed+=("type check")
+if [ -d web/test/unit ]; then
+  (cd web && node --test test/unit/) || failed+=("web unit tests")
+fi
+"$root/tools/web-test.sh" || failed+=("browser tests")
+if [ ${#failed[@]} -gt 0 ]; then
+  (IFS=,; echo "test: failed: ${failed[*]}" >&2)
+  exit 1
+fi
