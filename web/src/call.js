@@ -66,6 +66,8 @@ import { Emitter } from './emitter.js';
 const SIGNALS = new Set(['offer', 'answer', 'ice-candidate', 'hangup']);
 /** A connection 'disconnected' this long gets an ICE restart (a network change); 'failed' gets one at once. */
 const DISCONNECTED_RESTART_MS = 3000;
+/** A connection still not up this long after its negotiation settled gets an ICE restart. */
+const STALLED_RESTART_MS = 5000;
 
 export class Call {
   /** @type {SignalingClient} */
@@ -99,13 +101,18 @@ export class Call {
   start() {
     const client = this.#client;
     this.#unsubscribe.push(
-      client.onPeer((id, account, what) => (what === 'connected' ? this.#joined(id, account) : this.#left(id))),
+      // A newcomer offers to those its welcome lists; they wait for its offer,
+      // so that two offers seldom cross.
+      client.on('welcome', ({ participants }) => {
+        for (const { accountId, account } of participants ?? []) this.#joined(accountId, account, true);
+      }),
+      client.onPeer((id, account, what) => (what === 'connected' ? this.#joined(id, account, false) : this.#left(id))),
       client.onMessage((signal, from) => this.#onSignal(signal, from)),
       client.on('state', ({ state, previous }) => {
         if (state === 'connected' && previous === 'reconnecting') for (const p of this.peers.values()) this.#restart(p);
       }),
     );
-    for (const { userId, userInfo } of client.getConnectedPeers()) this.#joined(userId, userInfo);
+    for (const { userId, userInfo } of client.getConnectedPeers()) this.#joined(userId, userInfo, true);
   }
 
   /** Tells the peers, closes every RTCPeerConnection and stops listening to the client (which stays connected). */
@@ -163,16 +170,17 @@ export class Call {
   // ---------------------------------------------------------------------
   // Peers
 
-  // An account is in the room: a new peer, or one back within its grace.
-  /** @param {string} id @param {Account} account */
-  #joined(id, account) {
+  // An account is in the room: a new peer (this side offers if it is the newcomer), or one back within its grace.
+  /** @param {string} id @param {Account} account @param {boolean} offer */
+  #joined(id, account, offer) {
     const p = this.peers.get(id);
-    if (!p) return void this.#create(id, account);
+    if (!p) return void (offer && id !== this.#client.userId && this.#create(id, account, true));
     clearTimeout(p.graceTimer);
     p.graceTimer = undefined;
     p.account = account;
     // What it was sent while away is lost: an offer still waiting is made again.
-    if (p.pc.signalingState === 'have-local-offer') this.#restart(p);
+    // (When this side is the one back, its reconnect restarts every peer already.)
+    if (!offer && p.pc.signalingState === 'have-local-offer') this.#restart(p);
   }
 
   // An account left the room. One whose media still flows may be reconnecting: it keeps its connection for leaveGraceMs.
@@ -185,9 +193,9 @@ export class Call {
     p.graceTimer = setTimeout(() => this.#close(p, 'left'), this.#opts.leaveGraceMs);
   }
 
-  // A new RTCPeerConnection for account id, with the local tracks.
-  /** @param {string} id @param {Account} account @returns {Peer} */
-  #create(id, account) {
+  // A new RTCPeerConnection for account id, with the local tracks; one that offers receives even without them.
+  /** @param {string} id @param {Account} account @param {boolean} offer @returns {Peer} */
+  #create(id, account, offer) {
     const { iceServers, rtcConfiguration } = this.#opts;
     const pc = new RTCPeerConnection({ ...rtcConfiguration, iceServers });
     /** @type {Peer} */
@@ -217,17 +225,30 @@ export class Call {
     };
     pc.onconnectionstatechange = () => {
       if (p.closed) return;
-      const state = pc.connectionState;
-      this.#events.emit('peerstate', { accountId: id, state });
-      clearTimeout(p.iceTimer);
-      // A network change: ICE may recover by itself within seconds, or never without a restart.
-      if (state === 'failed') this.#restart(p);
-      else if (state === 'disconnected') p.iceTimer = setTimeout(() => pc.connectionState === 'disconnected' && this.#restart(p), DISCONNECTED_RESTART_MS);
+      this.#events.emit('peerstate', { accountId: id, state: pc.connectionState });
+      this.#watch(p);
     };
+    pc.onsignalingstatechange = () => this.#watch(p);
     for (const { track, stream } of this.#tracks) p.senders.set(track, pc.addTrack(track, stream));
+    if (offer && !this.#tracks.length) for (const kind of ['audio', 'video']) pc.addTransceiver(kind, { direction: 'recvonly' });
     this.peers.set(id, p);
     this.#events.emit('peer', { accountId: id, account, pc });
     return p;
+  }
+
+  // Restarts ICE when p's connection is not up some time after its negotiation
+  // settled: after a network change ICE may recover by itself within seconds,
+  // or never; and after crossed offers Chromium can leave ICE unstarted.
+  /** @param {Peer} p */
+  #watch(p) {
+    clearTimeout(p.iceTimer);
+    const state = p.pc.connectionState;
+    if (p.closed || state === 'connected' || state === 'closed') return;
+    if (state === 'failed') return this.#restart(p);
+    if (p.pc.signalingState !== 'stable') return; // an offer under way has its answer timer
+    p.iceTimer = setTimeout(() => {
+      if (!p.closed && p.pc.connectionState !== 'connected' && p.pc.signalingState === 'stable') this.#restart(p);
+    }, state === 'disconnected' ? DISCONNECTED_RESTART_MS : STALLED_RESTART_MS);
   }
 
   // Closes p for good and tells the listeners why.
@@ -296,7 +317,7 @@ export class Call {
       p = undefined;
     }
     if (!p && signal.type !== 'offer') return;
-    p ??= this.#create(from, this.#client.getUserInfo(from) ?? signal.senderInfo);
+    p ??= this.#create(from, this.#client.getUserInfo(from) ?? signal.senderInfo, false);
     p.remoteCallId ??= callId;
     const peer = p;
     this.#queue(peer, () => this.#handle(peer, signal));
