@@ -97,6 +97,8 @@ export async function startNode({ env = {}, args = [], port = 0 } = {}) {
     ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1:abort_on_error=0',
     UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || 'print_stacktrace=1:halt_on_error=1',
     SIGNAL_LISTEN: `${HOST}:${port}`,
+    // Nodes sharing a Redis must have ids of their own (the default is the host name).
+    SIGNAL_NODE_ID: `web-${port}`,
     SIGNAL_JWT_SECRET: SECRET,
     SIGNAL_DRAIN_S: '0',
     SIGNAL_DRAIN_CLOSE_S: '0',
