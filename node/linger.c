@@ -73,6 +73,7 @@ static void end(struct lingering *l, enum linger_end how)
     event_free(l->ev);
     close(l->fd);
     free(l);
+    node_linger_ended(n);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)

@@ -30,7 +30,7 @@
 static void stop_loop(struct node *n)
 {
     /* lws finishes closing on the loop; the loop ends when nothing is left:
-     * no listener, and no socket lingering (the drain gave them time). */
+     * no listener, and no socket lingering (on_drained gave them time). */
     listener_free(n);
     if (n->lws)
         lws_context_destroy(n->lws);
@@ -39,6 +39,7 @@ static void stop_loop(struct node *n)
     event_del(n->sig_term);
     event_del(n->sig_int);
     event_del(n->trim_timer);
+    event_del(n->stop_timer);
     /* Stopping already: another signal must not kill the goodbyes. */
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
@@ -49,20 +50,47 @@ static void stop_loop(struct node *n)
     redis_close(n->membership_redis);
 }
 
+/* Stops the loop once the last connection has gone and the lingering
+ * closes under way have ended, or LINGER_IDLE_S after it at most. Stopping
+ * closes them: a client whose own close frame then met a closed socket got
+ * a reset instead (Chromium reported 1006, not the 1001 it was sent). */
 static void on_drained(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct node *n = arg;
-    log_info("stop", "every connection closed, %lld ms after the signal; stopping",
-             (long long)(clock_mono_ms() - n->drain_start_ms));
+    if (n->stopped)
+        return;
+    int64_t now = clock_mono_ms();
+    if (!n->drained_ms) {
+        n->drained_ms = now;
+        if (n->drain_timer)
+            event_del(n->drain_timer); /* no close window: nobody is left */
+        char waits[80] = "";
+        if (n->stats.lingering)
+            snprintf(waits, sizeof(waits), " once %llu lingering closes end (%d s at most)",
+                     (unsigned long long)n->stats.lingering, LINGER_IDLE_S);
+        log_info("stop", "every connection closed, %lld ms after the signal; stopping%s",
+                 (long long)(now - n->drain_start_ms), waits);
+    }
+    int64_t left_ms = n->drained_ms + LINGER_IDLE_S * 1000LL - now;
+    if (n->stats.lingering && left_ms > 0) {
+        timer_add_ms(n->stop_timer, left_ms);
+        return;
+    }
+    n->stopped = true;
     stop_loop(n);
 }
 
 void node_drained(struct node *n)
 {
     /* Called from inside an lws callback: destroy the context from the loop. */
-    static const struct timeval now = {0, 0};
-    event_base_once(n->evb, -1, EV_TIMEOUT, on_drained, n, &now);
+    event_active(n->stop_timer, EV_TIMEOUT, 1);
+}
+
+void node_linger_ended(struct node *n)
+{
+    if (n->drained_ms && !n->stopped && !n->stats.lingering)
+        event_active(n->stop_timer, EV_TIMEOUT, 1);
 }
 
 /* ---- the close window ---- */
@@ -289,6 +317,7 @@ static int start(struct node *n, int argc, char **argv)
     n->flush_ev = event_new(n->evb, -1, 0, conn_flush_all, n);
     conn_watch_init(n);
     n->trim_timer = event_new(n->evb, -1, EV_PERSIST, on_trim, n);
+    n->stop_timer = evtimer_new(n->evb, on_drained, n);
     timer_add_ms(n->trim_timer, TRIM_EVERY_MS);
     char admin[300] = "";
     if (n->cfg.admin_port)
@@ -331,6 +360,8 @@ int main(int argc, char **argv)
         event_free(n.drain_timer);
     if (n.trim_timer)
         event_free(n.trim_timer);
+    if (n.stop_timer)
+        event_free(n.stop_timer);
     if (n.flush_ev)
         event_free(n.flush_ev);
     conn_watch_free(&n);

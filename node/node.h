@@ -56,6 +56,11 @@ struct node {
     int64_t slow_timer_at; /* monotonic ms it fires at; 0 = not armed */
     bool closing_all;      /* the drain is over: every connection gets 1001 */
     struct event *sig_term, *sig_int, *drain_timer, *trim_timer;
+    /* Once the last connection has gone (drained_ms), the stop waits for
+     * the lingering closes under way to end, LINGER_IDLE_S at most. */
+    struct event *stop_timer;
+    int64_t drained_ms;      /* 0: not drained yet */
+    bool stopped;            /* stop_loop has run */
     unsigned long trim_high; /* most connections open since the last trim */
     /* The close window: close_total connections to close by close_end_ms. */
     int64_t drain_start_ms, close_start_ms, close_window_ms;
@@ -67,5 +72,7 @@ struct node {
 
 /* Called once the last connection of a draining node has gone. */
 void node_drained(struct node *n);
+/* Called by linger.c when a lingering close has ended. */
+void node_linger_ended(struct node *n);
 
 #endif
