@@ -296,10 +296,11 @@ class WSClient:
 
     registry = None  # when a list, every opened client is appended (for cleanup)
 
-    def __init__(self, conn, response, auto_pong=True):
+    def __init__(self, conn, response, auto_pong=True, auto_close=True):
         self._c = conn
         self.response = response  # the 101 HTTPResponse
         self.auto_pong = auto_pong
+        self.auto_close = auto_close  # answer the server's close frame at once
         self.pings = 0  # pings received
         self.pongs = 0
         self.last_pong = None  # payload of the last pong received
@@ -313,8 +314,9 @@ class WSClient:
 
     @classmethod
     def connect(cls, host, port, path, headers=None, timeout=None, auto_pong=True, rcvbuf=None,
-                key=None, replace_headers=None):
+                key=None, replace_headers=None, auto_close=True):
         """Opens a WebSocket. headers: extra request headers (dict or list of pairs).
+        auto_close=False: a close frame from the server is not answered (send_frame does it).
         replace_headers: overrides/removes (value None) the standard handshake headers.
         rcvbuf: SO_RCVBUF set before connecting (a small one makes a slow reader)."""
         deadline = _deadline(timeout)
@@ -342,7 +344,7 @@ class WSClient:
                 raise AssertionError(f"bad Sec-WebSocket-Accept {hdrs.get('sec-websocket-accept')!r}")
             if hdrs.get("upgrade", "").lower() != "websocket":
                 raise AssertionError(f"bad Upgrade header in 101: {hdrs.get('upgrade')!r}")
-            client = cls(conn, HTTPResponse(status, reason, hdrs, b"", raw), auto_pong)
+            client = cls(conn, HTTPResponse(status, reason, hdrs, b"", raw), auto_pong, auto_close)
             if cls.registry is not None:
                 cls.registry.append(client)
             return client
@@ -481,6 +483,8 @@ class WSClient:
                     self.close_reason = payload[2:].decode("utf-8", "replace")
                 else:
                     self.close_code, self.close_reason = 1005, ""
+                if not self.auto_close:
+                    raise WSClosed(self.close_code, self.close_reason, "close-frame")
                 if not self._close_sent:
                     self._close_sent = True
                     try:
@@ -536,6 +540,20 @@ class WSClient:
                 return CloseInfo(e.code, e.reason, messages, e.how)
             if keep_messages:
                 messages.append(payload.decode("utf-8", "replace") if opcode == OP_TEXT else payload)
+
+    def recv_end(self, timeout=None):
+        """Sends a FIN (our side is done, as a browser does after its close frame), then
+        reads (and drops) until the connection ends; returns "eof" (the server closed:
+        a FIN) or "reset"."""
+        deadline = _deadline(timeout)
+        try:
+            self._c.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self._c.buf.clear()
+        while self._c.fill(deadline, "read to the end"):
+            self._c.buf.clear()
+        return "reset" if self._c.reset else "eof"
 
     def pending(self):
         """True when something (data or EOF) is waiting to be read."""
