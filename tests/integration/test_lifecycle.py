@@ -1,10 +1,13 @@
 """Shutdown: SIGTERM closes clients with 1001 and exits 0; SIGNAL_DRAIN_S."""
 
 import signal
+import struct
 import time
 
 from harness import HOST, T, c_only, join, join_room, new_account, new_room, token
-from wsclient import HandshakeError
+from wsclient import OP_CLOSE, HandshakeError, WSClosed
+
+LINGER_IDLE_S = 2  # node/linger.h: how long a stop waits for the lingering closes
 
 
 def test_sigterm_closes_clients_1001_and_exits_0(nodes):
@@ -38,6 +41,55 @@ def test_sigterm_with_idle_and_half_open_connections(nodes):
     finally:
         raw.close()
     assert m is not None
+
+
+def read_close_unanswered(m):
+    """Reads m's close frame without answering it; returns its code."""
+    try:
+        m.c.recv_message(timeout=T)
+    except WSClosed as e:
+        assert e.how == "close-frame", e.how
+        return e.code
+    raise AssertionError("a message instead of the close")
+
+
+@c_only
+def test_a_slow_close_answer_gets_the_end_not_a_reset(nodes):
+    """A client closed at a stop answers with its own close frame after the node's
+    last connection has gone. The node was exiting by then, and the late close
+    frame met a closed socket: a reset, which a browser reports as 1006 instead
+    of the 1001 it was sent. The node waits for its lingering closes to end."""
+    n = nodes.start()
+    m = join(n, new_room(), client_kw={"auto_close": False})
+    n.proc.send_signal(signal.SIGTERM)
+    assert read_close_unanswered(m) == 1001
+    time.sleep(0.2)  # a slow client, slower than the node used to exit: not synchronisation
+    try:
+        m.c.send_frame(OP_CLOSE, struct.pack("!H", 1001))
+        end = m.c.recv_end(timeout=T)
+    except (BrokenPipeError, ConnectionResetError):
+        end = "reset"
+    assert end == "eof", "the client's close answer met a closed socket"
+    rc = n.proc.wait(timeout=T)
+    assert rc == 0, n.logs()
+    assert "every connection closed" in n.stdout() + n.stderr(), n.logs()
+
+
+@c_only
+def test_a_close_never_answered_delays_the_stop_by_the_linger_bound(nodes):
+    """The wait for lingering closes is bounded: a client that never answers the
+    close nor closes keeps the node LINGER_IDLE_S at most."""
+    n = nodes.start()
+    m = join(n, new_room(), client_kw={"auto_close": False})
+    t0 = time.monotonic()
+    n.proc.send_signal(signal.SIGTERM)
+    assert read_close_unanswered(m) == 1001
+    rc = n.proc.wait(timeout=T)
+    took = time.monotonic() - t0
+    assert rc == 0, n.logs()
+    assert took < LINGER_IDLE_S + 1, f"{took:.1f} s from SIGTERM to exit"
+    assert "stopping once 1 lingering closes end" in n.stdout() + n.stderr(), n.logs()
+    m.c.abort()
 
 
 @c_only
