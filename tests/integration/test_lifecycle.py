@@ -87,7 +87,9 @@ def test_a_close_never_answered_delays_the_stop_by_the_linger_bound(nodes):
     rc = n.proc.wait(timeout=T)
     took = time.monotonic() - t0
     assert rc == 0, n.logs()
-    assert took < LINGER_IDLE_S + 1, f"{took:.1f} s from SIGTERM to exit"
+    # Far below a lingering close's own 10 s bound (LINGER_MAX_MS), with room
+    # for a loaded machine and a sanitizer's exit.
+    assert took < LINGER_IDLE_S + 4, f"{took:.1f} s from SIGTERM to exit"
     assert "stopping once 1 lingering closes end" in n.stdout() + n.stderr(), n.logs()
     m.c.abort()
 
