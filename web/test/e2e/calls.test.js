@@ -165,14 +165,10 @@ test('a draining node moves its page to another node without a page action', { t
       const d = /** @type {any} */ (window).demo;
       return { closes: d.closes, statuses: d.statuses };
     });
-    // The node closes with 1001, but exits without waiting for the browser's
-    // own close frame: that one meets a closed socket, and the reset that
-    // answers it often makes Chromium report 1006 instead. Then the page
-    // reconnects as after a network failure (the same node first, then the next).
-    if (closes[0] === 1001)
-      assert.ok(statuses.includes('This node is shutting down, moving to another…'), 'the page said why it reconnected');
-    else
-      console.log(`e2e: drain: the page saw close code ${closes[0]}, not 1001 (the node's close frame was reset)`);
+    // The node waits for the browser's own close frame before it exits, so
+    // the page sees the 1001 it was sent, not a reset (1006).
+    assert.equal(closes[0], 1001, `the page saw close code ${closes[0]}`);
+    assert.ok(statuses.includes('This node is shutting down, moving to another…'), 'the page said why it reconnected');
   });
 });
 
