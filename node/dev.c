@@ -77,9 +77,12 @@ int dev_print_urls(const struct config *cfg)
                v6 ? "]" : "", cfg->listen_port, cfg->path_prefix, room, token);
         free(token);
     }
-    /* The demo call page (node/demo.c), in the same room. */
-    printf("  %-5s http://%s%s%s:%d/demo/?room=%s\n", "Demo", v6 ? "[" : "", host, v6 ? "]" : "",
-           cfg->listen_port, room);
+    /* The demo call page (node/demo.c), in the same room; it assumes the
+     * default route prefix unless told. */
+    bool other_prefix = strcmp(cfg->path_prefix, "/api") != 0;
+    printf("  %-5s http://%s%s%s:%d/demo/?room=%s%s%s\n", "Demo", v6 ? "[" : "", host,
+           v6 ? "]" : "", cfg->listen_port, room, other_prefix ? "&prefix=" : "",
+           other_prefix ? cfg->path_prefix : "");
     if (cfg->membership == MEMBERSHIP_REDIS)
         printf("  (membership redis: SADD the accounts dev-alice and dev-bob to the room's set)\n");
     fflush(stdout);

@@ -237,6 +237,18 @@ def test_dev_prints_the_demo_url_for_the_same_room(nodes):
     admit(n, room, "me", jwt_decode_unverified(answer["token"])[1], answer["token"])
 
 
+def test_dev_demo_url_names_a_prefix_other_than_api(nodes):
+    """The page assumes /api: a node behind a gateway's prefix tells it in the URL."""
+    port = free_port()
+    n = nodes.start({"SIGNAL_LISTEN": f"{HOST}:{port}"}, args=["--dev"], port=port, with_secret=False,
+                    prefix="/sphere")
+    pattern = re.compile(r"^  Demo  http://\S+/demo/\?room=[0-9a-f-]{36}&prefix=/sphere$", re.M)
+    deadline = time.monotonic() + T
+    while not pattern.search(n.stdout()):
+        assert n.alive() and time.monotonic() < deadline, f"no demo URL with the prefix on stdout\n{n.logs()}"
+        time.sleep(0.05)
+
+
 # -- never without --dev -------------------------------------------------------------
 
 PATHS = ["/demo", "/demo/", "/demo/index.html", "/demo/lib/index.js", "/demo/token?sub=a&room=ROOM",

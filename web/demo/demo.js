@@ -4,7 +4,8 @@
 // tiles and the connection state in plain words.
 //
 // Query parameters: room, name, account, servers (comma-separated ws:// bases),
-// ttl (token lifetime in seconds), auto=1 (join at load).
+// prefix (the nodes' SIGNAL_PATH_PREFIX, default /api), ttl (token lifetime
+// in seconds), auto=1 (join at load).
 // window.demo exposes the client and the call, and a few read-only hooks, for
 // the browser tests (web/test/e2e/).
 import { SignalingClient, Call } from './lib/index.js';
@@ -67,6 +68,7 @@ function serverList() {
 const account = accountId();
 const servers = serverList();
 const ttl = Number(params.get('ttl')) > 0 ? Number(params.get('ttl')) : 3600;
+const pathPrefix = params.get('prefix') || '/api';
 nameInput.value = params.get('name') || params.get('account') || `Guest ${account.slice(-4)}`;
 roomInput.value = params.get('room') || randomGuid();
 
@@ -266,6 +268,7 @@ function play(video) {
 function inviteLink(room) {
   const q = new URLSearchParams({ room });
   if (params.get('servers')) q.set('servers', servers.join(','));
+  if (params.get('prefix')) q.set('prefix', pathPrefix);
   return `${location.origin}${location.pathname}?${q}`;
 }
 
@@ -298,7 +301,7 @@ async function join() {
   localVideo.srcObject = localStream;
   play(localVideo);
 
-  const client = new SignalingClient({ chatId: roomInput.value.toLowerCase(), serverUrl: servers, getToken });
+  const client = new SignalingClient({ chatId: roomInput.value.toLowerCase(), serverUrl: servers, pathPrefix, getToken });
   const call = new Call(client, { localStream });
   hooks.client = client;
   hooks.call = call;
