@@ -63,9 +63,9 @@ export async function startCluster(n) {
     },
   };
   try {
-    // Each node its own id: nodes sharing an id (the default, the host name) take each other's members for gone.
+    // startNode gives each node its own id (nodes sharing one take each other's members for gone).
     for (let i = 0; i < n; i++) {
-      const env = { SIGNAL_REDIS_URL: redis.url, SIGNAL_JWT_LEEWAY_S: '0', SIGNAL_NODE_ID: `e2e-${i}` };
+      const env = { SIGNAL_REDIS_URL: redis.url, SIGNAL_JWT_LEEWAY_S: '0' };
       nodes.push(await startNode({ args: ['--dev'], env }));
     }
   } catch (e) {
