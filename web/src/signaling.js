@@ -65,8 +65,6 @@ const GOING_AWAY = 1001;
 const CLIENT_TIMEOUT = 4000;
 /** A connection shorter than this that ends with 4001 or 1001 retries with backoff, not at once. */
 const MIN_HEALTHY_MS = 2000;
-/** Types only the node sends. */
-const PRESENCE = new Set(['user-joined', 'user-left']);
 
 export class SignalingClient {
   /** @type {Required<Omit<SignalingOptions, 'serverUrl'>>} */
@@ -401,7 +399,6 @@ export class SignalingClient {
     const account = signal.senderInfo ?? { id: from };
     if (signal.type === 'user-joined') return this.#addPeer(from, account);
     if (signal.type === 'user-left') return this.#removePeer(from, this.#peers.get(from) ?? account);
-    if (PRESENCE.has(signal.type)) return;
     if (from !== this.userId) this.#addPeer(from, account);
     for (const handler of [...this.#messageHandlers]) {
       try {
