@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "dev.h"
 #include "dev_token.h"
 #include "http.h"
-#include "mint.h"
 #include "node.h"
 #include "web_assets.h"
 
@@ -60,12 +60,7 @@ static int serve_token(struct node *n, struct lws *wsi)
     if (why)
         return send_text(wsi, 400, why);
     long long exp = (long long)time(NULL) + req.ttl_s;
-    json_t *claims =
-        dev_token_claims(req.sub, req.name, req.room, exp, cfg->jwt_issuer, cfg->jwt_audience);
-    char *token = claims ? mint_token(claims, cfg->jwt_alg, (const unsigned char *)cfg->jwt_secret,
-                                      strlen(cfg->jwt_secret))
-                         : NULL;
-    json_decref(claims);
+    char *token = dev_mint(cfg, req.sub, req.name, req.room, exp);
     json_t *answer = token ? json_pack("{s:s, s:s, s:I}", "token", token, "accountId", req.sub,
                                        "expiresAt", (json_int_t)exp)
                            : NULL;

@@ -35,14 +35,10 @@ void dev_prepare(struct config *cfg)
     cfg->jwt_key_file = NULL;
 }
 
-/* A token for account sub, called name, member of room, valid DEV_TTL_S,
- * signed with cfg's secret (with cfg's issuer and audience, which the node
- * checks). Returns it (malloc'd), or NULL when libjwt cannot sign. */
-static char *dev_token(const struct config *cfg, const char *sub, const char *name,
-                       const char *room)
+char *dev_mint(const struct config *cfg, const char *sub, const char *name, const char *room,
+               long long exp)
 {
-    json_t *claims = dev_token_claims(sub, name, room, (long long)time(NULL) + DEV_TTL_S,
-                                      cfg->jwt_issuer, cfg->jwt_audience);
+    json_t *claims = dev_token_claims(sub, name, room, exp, cfg->jwt_issuer, cfg->jwt_audience);
     char *token = claims ? mint_token(claims, cfg->jwt_alg, (const unsigned char *)cfg->jwt_secret,
                                       strlen(cfg->jwt_secret))
                          : NULL;
@@ -70,7 +66,8 @@ int dev_print_urls(const struct config *cfg)
     printf("signal-node --dev: tokens valid for 24 h. Open:\n");
     static const char *const users[][2] = {{"dev-alice", "Alice"}, {"dev-bob", "Bob"}};
     for (size_t i = 0; i < 2; i++) {
-        char *token = dev_token(cfg, users[i][0], users[i][1], room);
+        char *token =
+            dev_mint(cfg, users[i][0], users[i][1], room, (long long)time(NULL) + DEV_TTL_S);
         if (!token)
             return -1;
         printf("  %-5s ws://%s%s%s:%d%s/chat/realtime/%s?tk=%s\n", users[i][1], v6 ? "[" : "", host,

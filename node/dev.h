@@ -14,5 +14,11 @@ void dev_prepare(struct config *cfg);
  * ES keys it can only say so. Returns 0,
  * or -1 when libjwt cannot sign. */
 int dev_print_urls(const struct config *cfg);
+/* A token for account sub, called name (none when ""), member of room,
+ * expiring at exp (Unix seconds), signed with cfg's HS secret, with cfg's
+ * issuer and audience, which the node checks. Returns it (malloc'd), or
+ * NULL when libjwt cannot sign. */
+char *dev_mint(const struct config *cfg, const char *sub, const char *name, const char *room,
+               long long exp);
 
 #endif
