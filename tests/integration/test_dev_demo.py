@@ -219,15 +219,20 @@ def test_token_needs_an_hs_secret(nodes, tmp_path):
 
 # -- the printed URL -----------------------------------------------------------------
 
+def printed(n, pattern):
+    """The match of pattern in n's stdout, once the node has printed it (bounded)."""
+    deadline = time.monotonic() + T
+    while not (m := pattern.search(n.stdout())):
+        assert n.alive() and time.monotonic() < deadline, f"{pattern.pattern} not on stdout\n{n.logs()}"
+        time.sleep(0.05)
+    return m
+
+
 def test_dev_prints_the_demo_url_for_the_same_room(nodes):
     port = free_port()
     n = nodes.start({"SIGNAL_LISTEN": f"{HOST}:{port}"}, args=["--dev"], port=port, with_secret=False)
     pattern = re.compile(r"^  Demo  http://127\.0\.0\.1:(\d+)(/demo/\?room=([0-9a-f-]{36}))$", re.M)
-    deadline = time.monotonic() + T
-    while not pattern.search(n.stdout()):
-        assert n.alive() and time.monotonic() < deadline, f"no demo URL on stdout\n{n.logs()}"
-        time.sleep(0.05)
-    got_port, path, room = pattern.search(n.stdout()).groups()
+    got_port, path, room = printed(n, pattern).groups()
     assert int(got_port) == port
     alice = re.search(r"Alice ws://\S+/chat/realtime/([0-9a-f-]{36})\?", n.stdout())
     assert alice and alice.group(1) == room
@@ -242,11 +247,7 @@ def test_dev_demo_url_names_a_prefix_other_than_api(nodes):
     port = free_port()
     n = nodes.start({"SIGNAL_LISTEN": f"{HOST}:{port}"}, args=["--dev"], port=port, with_secret=False,
                     prefix="/sphere")
-    pattern = re.compile(r"^  Demo  http://\S+/demo/\?room=[0-9a-f-]{36}&prefix=/sphere$", re.M)
-    deadline = time.monotonic() + T
-    while not pattern.search(n.stdout()):
-        assert n.alive() and time.monotonic() < deadline, f"no demo URL with the prefix on stdout\n{n.logs()}"
-        time.sleep(0.05)
+    printed(n, re.compile(r"^  Demo  http://\S+/demo/\?room=[0-9a-f-]{36}&prefix=/sphere$", re.M))
 
 
 # -- never without --dev -------------------------------------------------------------
