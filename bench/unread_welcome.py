@@ -27,7 +27,7 @@ import time
 import uuid
 
 from benchlib import MIB, SECRET, Target, progress, rss_bytes, start_server
-from harness import http_request, make_jwt
+from harness import http_request, kernel_queued, make_jwt
 from wsclient import Timeout, WSClient
 
 MARKS = (5, 10, 15, 20, 30, 45, 60, 90)
@@ -40,20 +40,6 @@ def connections(port):
         if line.startswith("signal_connections "):
             return int(float(line.split()[1]))
     raise RuntimeError("no signal_connections in /metrics")
-
-
-def kernel_queued(port):
-    """Bytes the kernel holds in the send queues of the sockets on port (the
-    node's side of its connections, closed ones still sending included)."""
-    total = 0
-    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(path) as f:
-            next(f)
-            for line in f:
-                fields = line.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == port:
-                    total += int(fields[4].split(":")[0], 16)
-    return total
 
 
 def token(sub, room, profile_bytes=0):

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from harness import (T, Inbox, c_only, is_signal, join, join_room, make_jwt, new_account,
-                     new_room, poll, start_cluster)
+from harness import (T, Inbox, c_only, is_signal, join, join_room, kernel_queued, make_jwt,
+                     new_account, new_room, poll, start_cluster)
 from test_cluster_flow import own_redis, redis_stalled  # noqa: F401 (a fixture)
 from test_operations import metrics, value
 
@@ -39,20 +39,6 @@ def rss(node):
     """The node's resident memory, in bytes."""
     with open(f"/proc/{node.proc.pid}/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def kernel_queued(port):
-    """Bytes the kernel holds in the send queues of the sockets on port: the
-    node's side of its connections."""
-    total = 0
-    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(path) as f:
-            next(f)
-            for line in f:
-                fields = line.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == port:
-                    total += int(fields[4].split(":")[0], 16)
-    return total
 
 
 @c_only
