@@ -116,34 +116,51 @@ static int parse_prefix(struct config *c, const struct setting *s, const char *v
     return 0;
 }
 
-/* A Redis URL into *text and *url; empty clears both. */
-static int set_redis_url(char **text, struct redis_url *url, const char *v, char *why, size_t n)
-{
-    redis_url_free(url);
-    free(*text);
-    *text = NULL;
-    if (!*v)
-        return 0;
-    if (redis_url_parse(v, url) < 0) {
-        snprintf(why, n, "expected redis://[[user]:password@]host:port[/db], got \"%s\"", v);
-        return -1;
-    }
-    *text = xstrdup(v);
-    return 0;
-}
+#define REDIS_URL_FORMS                                                                            \
+    "redis://[[user]:password@]host:port[/db], rediss://..., or "                                  \
+    "redis+sentinel://[[user]:password@]host:port[,host:port...]/master[/db]"
 
-static int parse_redis(struct config *c, const struct setting *s, const char *v, char *why,
-                       size_t n)
-{
-    (void)s;
-    return set_redis_url(&c->redis_url, &c->redis, v, why, n);
-}
-
+/* The membership Redis: one URL into *text and *url; empty clears both. */
 static int parse_membership_redis(struct config *c, const struct setting *s, const char *v,
                                   char *why, size_t n)
 {
     (void)s;
-    return set_redis_url(&c->membership_redis_url, &c->membership_redis, v, why, n);
+    redis_url_free(&c->membership_redis);
+    free(c->membership_redis_url);
+    c->membership_redis_url = NULL;
+    if (!*v)
+        return 0;
+    if (redis_url_parse(v, &c->membership_redis) < 0) {
+        snprintf(why, n, "expected " REDIS_URL_FORMS ", got \"%s\"", v);
+        return -1;
+    }
+    c->membership_redis_url = xstrdup(v);
+    return 0;
+}
+
+static void free_redis_list(struct config *c)
+{
+    for (size_t i = 0; i < c->n_redis; i++)
+        redis_url_free(&c->redis[i]);
+    free(c->redis);
+    c->redis = NULL;
+    c->n_redis = 0;
+    free(c->redis_url);
+    c->redis_url = NULL;
+}
+
+/* The bus's Redis: a comma-separated list of URLs, one per shard. */
+static int parse_redis(struct config *c, const struct setting *s, const char *v, char *why,
+                       size_t n)
+{
+    (void)s;
+    free_redis_list(c);
+    if (!*v)
+        return 0;
+    if (redis_url_list_parse(v, &c->redis, &c->n_redis, why, n) < 0)
+        return -1;
+    c->redis_url = xstrdup(v);
+    return 0;
 }
 
 /* Keys and channels are built by concatenation, and the Lua scripts split
@@ -289,9 +306,21 @@ static const struct setting settings[] = {
     {"SIGNAL_PATH_PREFIX", "path-prefix", "/api", "prefix of the signaling route", parse_prefix, 0,
      0, 0},
     {"SIGNAL_REDIS_URL", "redis-url", NULL,
-     "redis://[[user]:password@]host:port[/db]; empty = single node", parse_redis, 0, 0, 0},
+     "redis://[[user]:password@]host:port[/db], rediss://... (TLS) or "
+     "redis+sentinel://[[user]:password@]host:port[,host:port...]/master[/db]; several, "
+     "comma-separated, shard the rooms; empty = single node",
+     parse_redis, 0, 0, 0},
     {"SIGNAL_REDIS_PREFIX", "redis-prefix", "signal:",
      "prefix of every Redis key and channel the cluster uses", parse_redis_prefix, 0, 0, 0},
+    {"SIGNAL_REDIS_TLS_CA_FILE", "redis-tls-ca-file", NULL,
+     "with rediss://: PEM file of the CAs that sign Redis's certificate; unset = the system's",
+     parse_string, FIELD(redis_tls_ca_file), 0, 0},
+    {"SIGNAL_REDIS_TLS_CERT_FILE", "redis-tls-cert-file", NULL,
+     "with rediss://: PEM client certificate, for a Redis that asks for one", parse_string,
+     FIELD(redis_tls_cert_file), 0, 0},
+    {"SIGNAL_REDIS_TLS_KEY_FILE", "redis-tls-key-file", NULL,
+     "with rediss://: the client certificate's PEM private key", parse_string,
+     FIELD(redis_tls_key_file), 0, 0},
     LONG_SETTING("SIGNAL_NODE_TTL_S", "node-ttl-s", "6",
                  "heartbeat TTL: a dead node's members leave 1.5-1.75 x this later, cluster-wide",
                  node_ttl_s, 1, 3600),
@@ -465,6 +494,30 @@ static int check_whole(struct config *c, char *err, size_t n)
                  "SIGNAL_MEMBERSHIP: redis needs SIGNAL_REDIS_URL or SIGNAL_MEMBERSHIP_REDIS_URL");
         return -1;
     }
+    /* The platform writes its membership sets to one Redis: with several
+     * shards, which one is not ours to guess. */
+    if (c->membership == MEMBERSHIP_REDIS && c->n_redis > 1 && !c->membership_redis_url) {
+        snprintf(err, n,
+                 "SIGNAL_MEMBERSHIP: redis with %zu Redis shards needs SIGNAL_MEMBERSHIP_REDIS_URL",
+                 c->n_redis);
+        return -1;
+    }
+    if (!c->redis_tls_cert_file != !c->redis_tls_key_file) {
+        snprintf(
+            err, n, "%s: needs %s too",
+            c->redis_tls_cert_file ? "SIGNAL_REDIS_TLS_CERT_FILE" : "SIGNAL_REDIS_TLS_KEY_FILE",
+            c->redis_tls_cert_file ? "SIGNAL_REDIS_TLS_KEY_FILE" : "SIGNAL_REDIS_TLS_CERT_FILE");
+        return -1;
+    }
+    const char *const files[][2] = {{"SIGNAL_REDIS_TLS_CA_FILE", c->redis_tls_ca_file},
+                                    {"SIGNAL_REDIS_TLS_CERT_FILE", c->redis_tls_cert_file},
+                                    {"SIGNAL_REDIS_TLS_KEY_FILE", c->redis_tls_key_file}};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        if (files[i][1] && access(files[i][1], R_OK) != 0) {
+            snprintf(err, n, "%s: cannot read \"%s\" (%s)", files[i][0], files[i][1],
+                     strerror(errno));
+            return -1;
+        }
     if (c->cluster_secret_accept && !c->cluster_secret) {
         snprintf(err, n, "SIGNAL_CLUSTER_SECRET_ACCEPT: needs SIGNAL_CLUSTER_SECRET");
         return -1;
@@ -520,8 +573,10 @@ void config_free(struct config *c)
     free(c->listen_host);
     free(c->admin_host);
     free(c->path_prefix);
-    free(c->redis_url);
-    redis_url_free(&c->redis);
+    free_redis_list(c);
+    free(c->redis_tls_ca_file);
+    free(c->redis_tls_cert_file);
+    free(c->redis_tls_key_file);
     free(c->membership_redis_url);
     redis_url_free(&c->membership_redis);
     free(c->redis_prefix);
@@ -546,12 +601,93 @@ static char *decode_part(const char *s, size_t len)
     return out;
 }
 
+/* "host[:port]" or "[v6]:port" in [p, end) into *h, the port defaulting
+ * to def. Returns 0, or -1 with nothing allocated. */
+static int parse_host(const char *p, const char *end, int def, struct redis_host *h)
+{
+    const char *colon = NULL;
+    for (const char *q = end; q > p && q[-1] != ']'; q--)
+        if (q[-1] == ':') {
+            colon = q - 1;
+            break;
+        }
+    const char *name_end = colon ? colon : end;
+    if (name_end == p)
+        return -1;
+    h->port = def;
+    if (colon) {
+        char *num_end;
+        long port = strtol(colon + 1, &num_end, 10);
+        if (!isdigit((unsigned char)colon[1]) || num_end != end || port < 1 || port > 65535)
+            return -1;
+        h->port = (int)port;
+    }
+    bool bracketed = *p == '[' && name_end[-1] == ']';
+    size_t len = (size_t)(name_end - p);
+    /* A comma here is a second host where only a Sentinel URL may list
+     * several. */
+    if (bracketed ? len < 3 : memchr(p, '[', len) != NULL)
+        return -1;
+    for (const char *q = p; q < name_end; q++)
+        if (!isgraph((unsigned char)*q) || strchr(",/@", *q))
+            return -1;
+    h->host = bracketed ? xstrndup(p + 1, (size_t)(name_end - p - 2))
+                        : xstrndup(p, (size_t)(name_end - p));
+    return 0;
+}
+
+/* A "/db" suffix, or nothing, in [p, end) into *db. */
+static int parse_db(const char *p, const char *end, int *db)
+{
+    if (p == end || p + 1 == end)
+        return 0;
+    char *num_end;
+    long v = strtol(p + 1, &num_end, 10);
+    if (*p != '/' || !isdigit((unsigned char)p[1]) || num_end != end || v < 0 || v > INT_MAX)
+        return -1;
+    *db = (int)v;
+    return 0;
+}
+
+/* The label: "host:port[/db]" ("[v6]:port" for IPv6) or, when sentinel,
+ * "sentinel master[/db]" (name is the host or the master). */
+static void make_label(struct redis_url *u, const char *name, bool sentinel)
+{
+    char db[16] = "";
+    if (u->db)
+        snprintf(db, sizeof(db), "/%d", u->db);
+    size_t size = strlen(name) + 48;
+    u->label = xmalloc(size);
+    if (sentinel)
+        snprintf(u->label, size, "sentinel %s%s", name, db);
+    else if (strchr(name, ':'))
+        snprintf(u->label, size, "[%s]:%d%s", name, u->port, db);
+    else
+        snprintf(u->label, size, "%s:%d%s", name, u->port, db);
+}
+
+static const char *const SCHEMES[] = {"redis://", "rediss://", "redis+sentinel://"};
+
+/* The length of the scheme url starts with, or 0. */
+static size_t scheme_len(const char *url, size_t *which)
+{
+    for (size_t i = 0; i < sizeof(SCHEMES) / sizeof(SCHEMES[0]); i++)
+        if (!strncmp(url, SCHEMES[i], strlen(SCHEMES[i]))) {
+            *which = i;
+            return strlen(SCHEMES[i]);
+        }
+    return 0;
+}
+
 int redis_url_parse(const char *url, struct redis_url *out)
 {
     memset(out, 0, sizeof(*out));
-    if (strncmp(url, "redis://", 8) != 0)
+    size_t which, sl = scheme_len(url, &which);
+    if (!sl)
         return -1;
-    const char *p = url + 8, *at = strrchr(p, '@'), *slash;
+    out->tls = which == 1;
+    bool sentinel = which == 2;
+    const char *p = url + sl, *at = strrchr(p, '@');
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         if (!colon)
@@ -561,40 +697,126 @@ int redis_url_parse(const char *url, struct redis_url *out)
         out->password = decode_part(colon + 1, (size_t)(at - colon - 1));
         p = at + 1;
     }
-    slash = strchr(p, '/');
-    const char *host_end = slash ? slash : p + strlen(p);
-    const char *colon = NULL;
-    for (const char *q = host_end; q > p && q[-1] != ']'; q--)
-        if (q[-1] == ':') {
-            colon = q - 1;
-            break;
-        }
-    const char *name_end = colon ? colon : host_end;
-    if (name_end == p)
+    const char *slash = strchr(p, '/'), *end = p + strlen(p);
+    const char *hosts_end = slash ? slash : end;
+    if (!sentinel) {
+        struct redis_host h;
+        if (parse_host(p, hosts_end, 6379, &h) < 0 || parse_db(hosts_end, end, &out->db) < 0)
+            goto bad;
+        out->host = h.host;
+        out->port = h.port;
+        make_label(out, h.host, false);
+        return 0;
+    }
+    /* host:port,host:port/master[/db] */
+    for (const char *q = p; q < hosts_end;) {
+        const char *comma = memchr(q, ',', (size_t)(hosts_end - q));
+        const char *h_end = comma ? comma : hosts_end;
+        struct redis_host h;
+        if (parse_host(q, h_end, 26379, &h) < 0)
+            goto bad;
+        out->sentinels = xrealloc(out->sentinels, (out->n_sentinels + 1) * sizeof(h));
+        out->sentinels[out->n_sentinels++] = h;
+        q = comma ? comma + 1 : hosts_end;
+        if (comma && q == hosts_end)
+            goto bad; /* a trailing comma */
+    }
+    if (!out->n_sentinels || !slash)
         goto bad;
-    out->port = 6379;
-    if (colon) {
-        char *end;
-        long port = strtol(colon + 1, &end, 10);
-        if (!isdigit((unsigned char)colon[1]) || end != host_end || port < 1 || port > 65535)
+    const char *m = slash + 1, *m_end = strchr(m, '/');
+    if (!m_end)
+        m_end = end;
+    if (m_end == m)
+        goto bad;
+    for (const char *q = m; q < m_end; q++)
+        if (!isgraph((unsigned char)*q))
             goto bad;
-        out->port = (int)port;
-    }
-    if (*p == '[' && name_end[-1] == ']')
-        out->host = xstrndup(p + 1, (size_t)(name_end - p - 2));
-    else
-        out->host = xstrndup(p, (size_t)(name_end - p));
-    if (slash && slash[1]) {
-        char *end;
-        long db = strtol(slash + 1, &end, 10);
-        if (!isdigit((unsigned char)slash[1]) || *end || db < 0 || db > INT_MAX)
-            goto bad;
-        out->db = (int)db;
-    }
+    out->master = xstrndup(m, (size_t)(m_end - m));
+    if (parse_db(m_end, end, &out->db) < 0)
+        goto bad;
+    make_label(out, out->master, true);
     return 0;
 bad:
     redis_url_free(out);
     return -1;
+}
+
+int redis_url_list_parse(const char *text, struct redis_url **out, size_t *n, char *why,
+                         size_t n_why)
+{
+    *out = NULL;
+    *n = 0;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        /* The entry runs to the next comma that starts another URL: the
+         * commas between a Sentinel URL's hosts do not. */
+        const char *e = p;
+        size_t which;
+        for (;;) {
+            e += strcspn(e, ",");
+            if (!*e)
+                break;
+            const char *next = e + 1;
+            while (*next == ' ')
+                next++;
+            if (scheme_len(next, &which))
+                break;
+            e++;
+        }
+        size_t len = (size_t)(e - p);
+        while (len && p[len - 1] == ' ')
+            len--;
+        char *one = xstrndup(p, len);
+        struct redis_url u;
+        if (redis_url_parse(one, &u) < 0) {
+            snprintf(why, n_why, "entry %zu: expected " REDIS_URL_FORMS ", got \"%s\"", *n + 1,
+                     one);
+            free(one);
+            goto bad;
+        }
+        free(one);
+        for (size_t i = 0; i < *n; i++)
+            if (!strcmp((*out)[i].label, u.label)) {
+                snprintf(why, n_why, "entries %zu and %zu are the same Redis (%s)", i + 1, *n + 1,
+                         u.label);
+                redis_url_free(&u);
+                goto bad;
+            }
+        *out = xrealloc(*out, (*n + 1) * sizeof(u));
+        (*out)[(*n)++] = u;
+        p = *e ? e + 1 : e;
+        if (*e && !*p) {
+            snprintf(why, n_why, "a comma ends the list");
+            goto bad;
+        }
+    }
+    if (*n)
+        return 0;
+    snprintf(why, n_why, "expected " REDIS_URL_FORMS ", got \"%s\"", text);
+bad:
+    for (size_t i = 0; i < *n; i++)
+        redis_url_free(&(*out)[i]);
+    free(*out);
+    *out = NULL;
+    *n = 0;
+    return -1;
+}
+
+void redis_url_copy(struct redis_url *dst, const struct redis_url *src)
+{
+    *dst = *src;
+    dst->host = src->host ? xstrdup(src->host) : NULL;
+    dst->user = src->user ? xstrdup(src->user) : NULL;
+    dst->password = src->password ? xstrdup(src->password) : NULL;
+    dst->master = src->master ? xstrdup(src->master) : NULL;
+    dst->sentinels = src->n_sentinels ? xmalloc(src->n_sentinels * sizeof(*src->sentinels)) : NULL;
+    for (size_t i = 0; i < src->n_sentinels; i++) {
+        dst->sentinels[i].host = xstrdup(src->sentinels[i].host);
+        dst->sentinels[i].port = src->sentinels[i].port;
+    }
+    dst->label = xstrdup(src->label);
 }
 
 void redis_url_free(struct redis_url *u)
@@ -602,5 +824,10 @@ void redis_url_free(struct redis_url *u)
     free(u->host);
     free(u->user);
     free(u->password);
+    free(u->master);
+    for (size_t i = 0; i < u->n_sentinels; i++)
+        free(u->sentinels[i].host);
+    free(u->sentinels);
+    free(u->label);
     memset(u, 0, sizeof(*u));
 }

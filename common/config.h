@@ -10,12 +10,27 @@
 #include "log.h"
 #include "origin.h"
 
-struct redis_url {
+/* One server named in a Redis URL. */
+struct redis_host {
     char *host;
     int port;
+};
+
+/* One entry of SIGNAL_REDIS_URL (a shard), or SIGNAL_MEMBERSHIP_REDIS_URL:
+ * redis://, rediss:// (TLS) or redis+sentinel:// (docs/configuration.md,
+ * "The Redis URL"). */
+struct redis_url {
+    char *host; /* redis://, rediss://: the server; NULL with a master name */
+    int port;
     char *user;     /* NULL when absent */
-    char *password; /* NULL when absent */
+    char *password; /* NULL when absent; with Sentinel, the master's */
     int db;
+    bool tls;                     /* rediss:// */
+    char *master;                 /* redis+sentinel://: the master's name; else NULL */
+    struct redis_host *sentinels; /* redis+sentinel://: where to ask, in order */
+    size_t n_sentinels;
+    char *label; /* for logs, metrics and /readyz: "host:port[/db]" or
+                  * "sentinel master[/db]"; never a password */
 };
 
 enum membership_kind { MEMBERSHIP_TOKEN, MEMBERSHIP_REDIS };
@@ -23,11 +38,14 @@ enum membership_kind { MEMBERSHIP_TOKEN, MEMBERSHIP_REDIS };
 struct config {
     char *listen_host; /* NULL = every address */
     int listen_port;
-    char *admin_host;  /* NULL = every address */
-    int admin_port;    /* 0 = no admin listener: the endpoints are on listen_port */
-    char *path_prefix; /* "" or "/x[/y]", no trailing slash */
-    char *redis_url;   /* NULL = single node, in-process bus */
-    struct redis_url redis;
+    char *admin_host;        /* NULL = every address */
+    int admin_port;          /* 0 = no admin listener: the endpoints are on listen_port */
+    char *path_prefix;       /* "" or "/x[/y]", no trailing slash */
+    char *redis_url;         /* as written; NULL = single node, in-process bus */
+    struct redis_url *redis; /* its entries, the shards, in order */
+    size_t n_redis;          /* 0 without SIGNAL_REDIS_URL */
+    char *redis_tls_ca_file; /* NULL = the system's CAs */
+    char *redis_tls_cert_file, *redis_tls_key_file; /* both or neither */
     char *redis_prefix;
     long node_ttl_s;
     char *node_id;
@@ -75,7 +93,16 @@ enum config_result config_load(struct config *c, int argc, char **argv, char *er
 void config_free(struct config *c);
 void config_usage(FILE *out);
 
+/* Parses one Redis URL of any form into *out. Returns 0, or -1 (and *out
+ * empty) when it is not one. */
 int redis_url_parse(const char *url, struct redis_url *out);
+/* Parses a comma-separated list of Redis URLs (a Sentinel URL's own commas
+ * separate its sentinels) into a new array *out of *n entries. Returns 0,
+ * or -1 with nothing allocated and why (size n_why) naming the bad entry. */
+int redis_url_list_parse(const char *text, struct redis_url **out, size_t *n, char *why,
+                         size_t n_why);
+/* A deep copy of src into *dst. */
+void redis_url_copy(struct redis_url *dst, const struct redis_url *src);
 void redis_url_free(struct redis_url *u);
 
 #endif

@@ -179,7 +179,7 @@ struct bus *bus_redis_new(struct event_base *evb, const struct config *cfg, cons
     trust_init(b);
     flow_init(b);
     beat_start(b);
-    b->publisher = redis_new(evb, &cfg->redis, "bus", on_publisher_state, b);
-    b->subscriber = redis_new(evb, &cfg->redis, "subscriber", channel_on_state, b);
+    b->publisher = redis_new(evb, &cfg->redis[0], "bus", on_publisher_state, b);
+    b->subscriber = redis_new(evb, &cfg->redis[0], "subscriber", channel_on_state, b);
     return &b->base;
 }

@@ -236,6 +236,26 @@ static void make_instance(struct node *n)
              boot[1], boot[2], boot[3]);
 }
 
+/* The URL forms the configuration reads but the node cannot use yet
+ * (sharding, TLS and Sentinel land separately): true, with why. */
+static bool unsupported_redis(const struct config *c, char *why, size_t n)
+{
+    if (c->n_redis > 1) {
+        snprintf(why, n, "SIGNAL_REDIS_URL: several shards are not supported yet");
+        return true;
+    }
+    const struct redis_url *urls[] = {c->n_redis ? &c->redis[0] : NULL,
+                                      c->membership_redis_url ? &c->membership_redis : NULL};
+    for (size_t i = 0; i < 2; i++)
+        if (urls[i] && (urls[i]->tls || urls[i]->master)) {
+            snprintf(why, n, "%s: %s is not supported yet",
+                     i ? "SIGNAL_MEMBERSHIP_REDIS_URL" : "SIGNAL_REDIS_URL",
+                     urls[i]->tls ? "rediss://" : "redis+sentinel://");
+            return true;
+        }
+    return false;
+}
+
 static void setup_bus(struct node *n)
 {
     const struct bus_handler h = {
@@ -255,7 +275,7 @@ static void setup_membership(struct node *n)
         return;
     }
     const struct redis_url *url =
-        n->cfg.membership_redis_url ? &n->cfg.membership_redis : &n->cfg.redis;
+        n->cfg.membership_redis_url ? &n->cfg.membership_redis : &n->cfg.redis[0];
     n->membership_redis = redis_new(n->evb, url, "membership", NULL, NULL);
     n->membership = membership_redis_new(n->evb, n->membership_redis, n->cfg.membership_key);
 }
@@ -275,6 +295,10 @@ static int start(struct node *n, int argc, char **argv)
     }
     log_init(n->cfg.log_level, n->cfg.log_format, n->cfg.node_id);
     if (server_check_listen(n, err, sizeof(err)) < 0) {
+        fprintf(stderr, "signal-node: %s\n", err);
+        return 2;
+    }
+    if (unsupported_redis(&n->cfg, err, sizeof(err))) {
         fprintf(stderr, "signal-node: %s\n", err);
         return 2;
     }

@@ -333,11 +333,7 @@ struct redis *redis_new(struct event_base *evb, const struct redis_url *url, con
 {
     struct redis *r = xcalloc(1, sizeof(*r));
     r->evb = evb;
-    r->url.host = xstrdup(url->host);
-    r->url.port = url->port;
-    r->url.user = url->user ? xstrdup(url->user) : NULL;
-    r->url.password = url->password ? xstrdup(url->password) : NULL;
-    r->url.db = url->db;
+    redis_url_copy(&r->url, url);
     r->name = xstrdup(name);
     r->on_state = on_state;
     r->arg = arg;

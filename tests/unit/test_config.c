@@ -211,7 +211,130 @@ Test(config, redis_urls)
     cr_assert_eq(redis_url_parse("redis://user@host:1", &u), -1);
     cr_assert_eq(redis_url_parse("redis://host:1/x", &u), -1);
     cr_assert_eq(redis_url_parse("redis://:1", &u), -1);
-    cr_assert_eq(redis_url_parse("rediss://host:1", &u), -1);
+    cr_assert_eq(redis_url_parse("http://host:1", &u), -1);
+    cr_assert_eq(redis_url_parse("redis://[::1:7000", &u), -1);
+}
+
+Test(config, redis_url_labels)
+{
+    struct redis_url u;
+    cr_assert_eq(redis_url_parse("redis://:pw@10.0.0.5:6380/2", &u), 0);
+    cr_assert_str_eq(u.label, "10.0.0.5:6380/2", "no password in a label");
+    cr_assert_not(u.tls);
+    cr_assert_null(u.master);
+    redis_url_free(&u);
+    cr_assert_eq(redis_url_parse("redis://[::1]:7000", &u), 0);
+    cr_assert_str_eq(u.label, "[::1]:7000");
+    redis_url_free(&u);
+}
+
+Test(config, rediss_urls)
+{
+    struct redis_url u;
+    cr_assert_eq(redis_url_parse("rediss://default:pw@cache.example.com:6380/1", &u), 0);
+    cr_assert(u.tls);
+    cr_assert_str_eq(u.host, "cache.example.com");
+    cr_assert_eq(u.port, 6380);
+    cr_assert_str_eq(u.user, "default");
+    cr_assert_eq(u.db, 1);
+    redis_url_free(&u);
+    cr_assert_eq(redis_url_parse("rediss://cache", &u), 0);
+    cr_assert_eq(u.port, 6379);
+    redis_url_free(&u);
+}
+
+Test(config, sentinel_urls)
+{
+    struct redis_url u;
+    cr_assert_eq(redis_url_parse("redis+sentinel://:p%40ss@s1:26380,[::1],s3:1/mymaster/4", &u), 0);
+    cr_assert_null(u.host, "the master is found through the sentinels");
+    cr_assert_str_eq(u.password, "p@ss");
+    cr_assert_str_eq(u.master, "mymaster");
+    cr_assert_eq(u.db, 4);
+    cr_assert_eq(u.n_sentinels, 3);
+    cr_assert_str_eq(u.sentinels[0].host, "s1");
+    cr_assert_eq(u.sentinels[0].port, 26380);
+    cr_assert_str_eq(u.sentinels[1].host, "::1");
+    cr_assert_eq(u.sentinels[1].port, 26379, "the default sentinel port");
+    cr_assert_eq(u.sentinels[2].port, 1);
+    cr_assert_str_eq(u.label, "sentinel mymaster/4");
+    struct redis_url copy;
+    redis_url_copy(&copy, &u);
+    redis_url_free(&u);
+    cr_assert_str_eq(copy.sentinels[1].host, "::1");
+    cr_assert_str_eq(copy.master, "mymaster");
+    redis_url_free(&copy);
+
+    cr_assert_eq(redis_url_parse("redis+sentinel://s1/m", &u), 0);
+    cr_assert_eq(u.db, 0);
+    redis_url_free(&u);
+    cr_assert_eq(redis_url_parse("redis+sentinel://s1", &u), -1, "no master name");
+    cr_assert_eq(redis_url_parse("redis+sentinel://s1/", &u), -1);
+    cr_assert_eq(redis_url_parse("redis+sentinel://s1,/m", &u), -1);
+    cr_assert_eq(redis_url_parse("redis+sentinel:///m", &u), -1);
+    cr_assert_eq(redis_url_parse("redis+sentinel://s1/m/x", &u), -1);
+    cr_assert_eq(redis_url_parse("redis+sentinel://s1/m x", &u), -1);
+}
+
+Test(config, redis_url_lists)
+{
+    struct redis_url *v;
+    size_t n;
+    char why[256];
+    cr_assert_eq(redis_url_list_parse("redis://a:1, rediss://b:2,redis+sentinel://s1,s2:7/m/3,"
+                                      "redis://c",
+                                      &v, &n, why, sizeof(why)),
+                 0, "%s", why);
+    cr_assert_eq(n, 4);
+    cr_assert_str_eq(v[0].label, "a:1");
+    cr_assert(v[1].tls);
+    cr_assert_eq(v[2].n_sentinels, 2, "a Sentinel URL's commas separate its sentinels");
+    cr_assert_str_eq(v[2].label, "sentinel m/3");
+    cr_assert_str_eq(v[3].label, "c:6379");
+    for (size_t i = 0; i < n; i++)
+        redis_url_free(&v[i]);
+    free(v);
+
+    cr_assert_eq(redis_url_list_parse("redis://a:1,redis://a:1/0", &v, &n, why, sizeof(why)), -1);
+    cr_assert_str_eq(why, "entries 1 and 2 are the same Redis (a:1)");
+    cr_assert_null(v);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(redis_url_list_parse("redis://a:1,redis://b:x", &v, &n, why, sizeof(why)), -1);
+    cr_assert(strstr(why, "entry 2: expected"), "%s", why);
+    cr_assert_eq(redis_url_list_parse("redis://a:1,", &v, &n, why, sizeof(why)), -1);
+    cr_assert_eq(redis_url_list_parse("redis://a:1,b:2", &v, &n, why, sizeof(why)), -1,
+                 "only a Sentinel URL lists hosts");
+}
+
+Test(config, redis_shards_and_tls_settings)
+{
+    struct config c;
+    setenv("SIGNAL_REDIS_URL", "redis://a:1,redis://b:2", 1);
+    setenv("SIGNAL_MEMBERSHIP", "redis", 1);
+    char *argv[] = {"signal-node"};
+    cr_assert_eq(load(&c, 1, argv), CONFIG_ERROR);
+    cr_assert_str_eq(
+        err, "SIGNAL_MEMBERSHIP: redis with 2 Redis shards needs SIGNAL_MEMBERSHIP_REDIS_URL");
+    config_free(&c);
+    setenv("SIGNAL_MEMBERSHIP_REDIS_URL", "rediss://m:3", 1);
+    cr_assert_eq(load(&c, 1, argv), CONFIG_OK, "%s", err);
+    cr_assert_eq(c.n_redis, 2);
+    cr_assert_str_eq(c.redis[1].host, "b");
+    cr_assert(c.membership_redis.tls);
+    config_free(&c);
+
+    char *half[] = {"signal-node", "--redis-tls-cert-file", "/etc/hostname"};
+    cr_assert_eq(load(&c, 3, half), CONFIG_ERROR);
+    cr_assert_str_eq(err, "SIGNAL_REDIS_TLS_CERT_FILE: needs SIGNAL_REDIS_TLS_KEY_FILE too");
+    config_free(&c);
+    char *missing[] = {"signal-node", "--redis-tls-ca-file", "/nonexistent/ca.pem"};
+    cr_assert_eq(load(&c, 3, missing), CONFIG_ERROR);
+    cr_assert_str_eq(err, "SIGNAL_REDIS_TLS_CA_FILE: cannot read \"/nonexistent/ca.pem\" (No "
+                          "such file or directory)");
+    config_free(&c);
+    unsetenv("SIGNAL_REDIS_URL");
+    unsetenv("SIGNAL_MEMBERSHIP");
+    unsetenv("SIGNAL_MEMBERSHIP_REDIS_URL");
 }
 
 Test(config, flag_overrides_a_bad_variable)
