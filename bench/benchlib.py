@@ -245,10 +245,16 @@ def start_redis(stack, pubsub_limit=None):
 
 @dataclass
 class Cluster:
-    """Nodes of one target (and the redis-server they share, or None)."""
+    """Nodes of one target, and the redis-servers they share (none for one
+    node; one per shard)."""
     nodes: list
     ports: list
-    redis: Proc  # or None
+    shards: list
+
+    @property
+    def redis(self):
+        """The first (or only) redis-server, or None."""
+        return self.shards[0] if self.shards else None
 
     @property
     def pids(self):
@@ -261,19 +267,21 @@ class Cluster:
         return [f"ws://127.0.0.1:{p}" for p in self.ports]
 
 
-def start_cluster(stack, target, count, env, pubsub_limit=None):
-    """Starts count nodes of target (env added to each); more than one share a
-    new redis-server. All are stopped when stack closes. Returns a Cluster."""
-    redis = None
+def start_cluster(stack, target, count, env, pubsub_limit=None, shards=1):
+    """Starts count nodes of target (env added to each); more than one share
+    new redis-servers, shards of them (SIGNAL_REDIS_URL lists them all). All
+    are stopped when stack closes. Returns a Cluster."""
+    redis = []
     if count > 1:
-        redis, rport = start_redis(stack, pubsub_limit)
-        env = dict(env, SIGNAL_REDIS_URL=f"redis://127.0.0.1:{rport}")
+        for _ in range(shards):
+            redis.append(start_redis(stack, pubsub_limit))
+        env = dict(env, SIGNAL_REDIS_URL=",".join(f"redis://127.0.0.1:{p}" for _, p in redis))
     nodes, ports = [], []
     for i in range(count):
         proc, port = start_server(stack, target, env, f"bench-{i}")
         nodes.append(proc)
         ports.append(port)
-    return Cluster(nodes, ports, redis)
+    return Cluster(nodes, ports, [proc for proc, _ in redis])
 
 
 def fd_growth(pids, bases):
@@ -468,7 +476,7 @@ def load_run(stack, bench_bin, cluster, connections, duration, options):
     late to sample its end before the load's),
     and connected (connections held when the load began)."""
     pids = cluster.pids
-    rpids = [cluster.redis.pid] if cluster.redis else []
+    rpids = [r.pid for r in cluster.shards]
     bases = [fd_count(p) for p in pids]
     before = cpu_s(pids + rpids)
     bound = bench_bound(connections, duration)
@@ -488,9 +496,10 @@ def load_run(stack, bench_bin, cluster, connections, duration, options):
     n = len(pids)
     figures = {
         "run_node_cpu_s": sum(run[:n]),
-        "run_redis_cpu_s": run[n] if rpids else None,
+        "run_redis_cpu_s": sum(run[n:]) if rpids else None,
         "node_cpu_s": sum(window[:n]) if window else None,
-        "redis_cpu_s": window[n] if window and rpids else None,
+        "redis_cpu_s": sum(window[n:]) if window and rpids else None,
+        "redis_cpu_s_each": window[n:] if window and rpids else None,
         "window_s": window_s, "connected": held}
     return rep, figures
 

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Sharding (issue 12): cross-node deliveries per second, and what they cost
+each Redis, when the rooms are spread over one, two or three redis-servers.
+
+    /usr/bin/python3 bench/shards.py [--shards 1,2,3] [--nodes 2] [--connections 10000]
+        [--room-size 2] [--duration 10] [--window 8] [--rounds 2] [--peer /tmp/peer-bench]
+        [--json]
+
+For each shard count, --nodes signal-nodes share that many new redis-servers
+(loopback, --save '' --appendonly no, default limits), all named in one
+SIGNAL_REDIS_URL, and `signal-bench --saturate` spreads the members of each
+room over the nodes, so that every delivery but the sender's own node's
+crosses Redis. With --peer, the Node.js reference runs too, with one Redis
+(it cannot shard), as the same-run baseline.
+
+Reported per run: deliveries/s, lost, reordered, errors, node CPU per
+million deliveries, and each redis-server's share of a core and CPU per
+million deliveries, over the middle 80 % of the load (as saturate.py). On
+a machine whose cores the generator, the nodes and the Redis servers share,
+deliveries/s is bounded by the nodes and the generator long before Redis:
+the per-shard Redis figures are what show the ceiling moving.
+"""
+import argparse
+import contextlib
+
+from benchlib import (NO_RATE_LIMIT, Col, Section, add_target_args, interleaved, load_run,
+                      per_million, progress, report, setup_process, share, start_cluster,
+                      targets)
+
+MAX_SHARDS = 3
+COLS = [Col("deliveries_per_s", "deliv/s", ".0f", "rate"), Col("lost", "lost", ".0f"),
+        Col("reordered", "reordered", ".0f"), Col("errors", "errors", ".0f"),
+        Col("node_cpu_per_m", "node s/M", ".2f", "cost"),
+        Col("redis_cpu_per_m", "redis s/M", ".2f", "cost")]
+COLS += [Col(f"redis{i}_cpu_pct", f"redis{i} CPU%", ".0f") for i in range(MAX_SHARDS)]
+
+
+def run(args, target, shards):
+    """One saturation run of target over shards redis-servers; returns its
+    figures (a dict with a key per column, and more)."""
+    with contextlib.ExitStack() as stack:
+        cluster = start_cluster(stack, target, args.nodes, NO_RATE_LIMIT, shards=shards)
+        rep, fig = load_run(stack, args.bench, cluster, args.connections, args.duration,
+                            ["--room-size", str(args.room_size), "--saturate",
+                             "--window", str(args.window), "--drain", str(args.drain),
+                             "--connect-concurrency", str(args.connect_concurrency)])
+
+    def per_m(cpu):
+        """The window's CPU per second over the bench's deliveries per second,
+        per million, or None without a window."""
+        if cpu is None:
+            return None
+        return per_million(cpu / fig["window_s"], rep["deliveries_per_s"])
+
+    each = fig["redis_cpu_s_each"] or []
+    out = dict(fig, deliveries_per_s=rep["deliveries_per_s"], lost=rep["lost"],
+               reordered=rep["reordered"], errors=rep["errors"],
+               node_cpu_per_m=per_m(fig["node_cpu_s"]), redis_cpu_per_m=per_m(fig["redis_cpu_s"]),
+               bench=rep)
+    for i in range(MAX_SHARDS):
+        out[f"redis{i}_cpu_pct"] = share(each[i], fig["window_s"]) if i < len(each) else None
+    return out
+
+
+def main():
+    """Parses the options, runs every shard count A B A B, prints the report."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_target_args(ap)
+    ap.add_argument("--shards", default="1,2,3", help=f"comma list, each 1-{MAX_SHARDS}")
+    ap.add_argument("--nodes", type=int, default=2, help="signal-nodes (at least 2)")
+    ap.add_argument("--connections", type=int, default=10000)
+    ap.add_argument("--room-size", type=int, default=2)
+    ap.add_argument("--duration", type=float, default=10, help="seconds of load (default 10)")
+    ap.add_argument("--window", type=int, default=8, help="signals in flight per sender")
+    ap.add_argument("--drain", type=float, default=10, help="signal-bench --drain bound")
+    ap.add_argument("--connect-concurrency", type=int, default=200)
+    args = ap.parse_args()
+    counts = [int(x) for x in args.shards.split(",")]
+    if args.nodes < 2 or any(not 1 <= c <= MAX_SHARDS for c in counts):
+        raise SystemExit(f"--nodes must be at least 2 and each shard count 1-{MAX_SHARDS}")
+    setup_process()
+    tgts = targets(args)
+    sections = []
+    for shards in counts:
+        sec = Section(f"shards: {shards} redis-server(s), {args.nodes} nodes, rooms of "
+                      f"{args.room_size}, {args.connections} connections, window {args.window}, "
+                      f"{args.duration:g} s", COLS, {"shards": shards, "nodes": args.nodes})
+        # The reference has one Redis: it is the baseline of the one-shard run.
+        for rnd, t in interleaved(args.rounds, tgts if shards == 1 else tgts[:1]):
+            progress(f"shards {shards}: {t.key} round {rnd}")
+            sec.add(t, rnd, run(args, t, shards))
+        sections.append(sec)
+    report("shards", args, sections, [
+        "deliv/s: deliveries per second in the bench's window; rate ratio = ours / reference.",
+        "node s/M, redis s/M: CPU seconds (utime + stime) per million deliveries, inside the "
+        "load (its middle 80 %), all nodes / all redis-servers summed.",
+        "redisN CPU%: shard N's redis-server, as a share of one core.",
+        "lost, reordered, errors: as signal-bench counts them."])
+
+
+if __name__ == "__main__":
+    main()
