@@ -62,6 +62,7 @@ static int send_publish(struct bus_redis *b, const char *room, const char *cmd, 
     struct channel *s = channel_find(b, room);
     if (s && s->state == CHANNEL_SUBSCRIBED) {
         s->unechoed += msg_len;
+        b->unechoed_bytes += msg_len;
         b->stats->bus_unechoed_bytes += msg_len;
     }
     return 0;
@@ -70,21 +71,19 @@ static int send_publish(struct bus_redis *b, const char *room, const char *cmd, 
 /* Tells the relay when the held bytes cross a bound. */
 static void check_pause(struct bus_redis *b)
 {
-    size_t held = b->stats->bus_held_bytes;
+    size_t held = b->held_bytes;
     bool slow = b->slow ? held > HELD_PAUSE / 2 : held > HELD_PAUSE;
     if (slow == b->slow || b->stopping)
         return;
     b->slow = slow;
-    if (slow)
-        b->stats->bus_slowdowns++;
     b->base.h.slow(b->base.h.arg, slow);
 }
 
-/* Whether a publication may go out now. */
+/* Whether a publication may go out now (each Redis bus on its own: one
+ * that stalls holds back only its own rooms). */
 static bool room_out(const struct bus_redis *b)
 {
-    return b->stats->bus_unechoed_bytes < UNECHOED_HIGH &&
-           b->stats->bus_subscriber_buffer_bytes < PEER_HIGH;
+    return b->unechoed_bytes < UNECHOED_HIGH && b->peer_buffer < PEER_HIGH;
 }
 
 /* Takes the oldest waiting publication off the queue; returns it (the
@@ -97,6 +96,7 @@ static struct held_pub *pop_held(struct bus_redis *b)
     b->held = h->next;
     if (!b->held)
         b->held_tail = &b->held;
+    b->held_bytes -= h->cmd_len;
     b->stats->bus_held_bytes -= h->cmd_len;
     return h;
 }
@@ -104,6 +104,7 @@ static struct held_pub *pop_held(struct bus_redis *b)
 /* What is out on s will not come back: it is no longer counted. */
 static void write_off(struct channel *s)
 {
+    s->b->unechoed_bytes -= s->unechoed;
     s->b->stats->bus_unechoed_bytes -= s->unechoed;
     s->unechoed = 0;
 }
@@ -131,7 +132,7 @@ int flow_publish(struct bus_redis *b, const char *room, const char *cmd, size_t 
     b->published_since_poll = true;
     if (!b->held && room_out(b))
         return send_publish(b, room, cmd, cmd_len, msg_len);
-    if (b->stats->bus_held_bytes + cmd_len > HELD_MAX) {
+    if (b->held_bytes + cmd_len > HELD_MAX) {
         b->stats->dropped[DROP_REDIS_BACKLOG]++;
         return -1;
     }
@@ -147,6 +148,7 @@ int flow_publish(struct bus_redis *b, const char *room, const char *cmd, size_t 
     }
     *b->held_tail = h;
     b->held_tail = &h->next;
+    b->held_bytes += cmd_len;
     b->stats->bus_held_bytes += cmd_len;
     check_pause(b);
     return 0;
@@ -160,6 +162,7 @@ void flow_echoed(struct channel *s, size_t len)
     if (len > s->unechoed)
         len = s->unechoed;
     s->unechoed -= len;
+    b->unechoed_bytes -= len;
     b->stats->bus_unechoed_bytes -= len;
     if (b->held)
         release(b);
@@ -192,7 +195,7 @@ static void on_flow_timer(evutil_socket_t fd, short what, void *arg)
     if (b->echoes == b->echoes_at_hold) {
         log_warn("bus_stalled",
                  "%zu bytes published did not come back from Redis in %d ms: sending the rest",
-                 (size_t)b->stats->bus_unechoed_bytes, STALL_MS);
+                 b->unechoed_bytes, STALL_MS);
         struct channel *s, *tmp;
         HASH_ITER(hh, b->channels, s, tmp)
         write_off(s);
@@ -228,7 +231,8 @@ static void on_client_list(redisAsyncContext *ac, void *reply_, void *privdata)
     if (!reply || b->stopping)
         return;
     if (reply->type == REDIS_REPLY_STRING) {
-        b->stats->bus_subscriber_buffer_bytes = largest_omem(reply->str);
+        b->peer_buffer = largest_omem(reply->str);
+        b->stats->bus_subscriber_buffer_bytes = b->peer_buffer;
     } else {
         /* An ACL without CLIENT LIST: this node's own share is all it sees. */
         log_warn("bus_no_client_list",
@@ -236,6 +240,7 @@ static void on_client_list(redisAsyncContext *ac, void *reply_, void *privdata)
                  "node's own publications",
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "?");
         b->no_client_list = true;
+        b->peer_buffer = 0;
         b->stats->bus_subscriber_buffer_bytes = 0;
     }
     if (b->held)
@@ -247,7 +252,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct bus_redis *b = arg;
-    bool wanted = b->published_since_poll || b->stats->bus_subscriber_buffer_bytes;
+    bool wanted = b->published_since_poll || b->peer_buffer;
     if (b->no_client_list || b->poll_in_flight || !wanted)
         return;
     b->published_since_poll = false;

@@ -110,6 +110,8 @@ struct bus_redis {
     /* Flow control (bus_flow.c): publications waiting for earlier ones to
      * come back, and what came back, to see it stall. */
     struct held_pub *held, **held_tail;
+    size_t unechoed_bytes, held_bytes; /* this bus's share of the stats' sums */
+    size_t peer_buffer;                /* the largest subscriber output buffer, last asked */
     uint64_t echoes, echoes_at_hold;
     struct event *flow_timer;
     struct event *poll_timer; /* CLIENT LIST, for the subscribers' buffers */

@@ -60,8 +60,10 @@ void relay_slow(void *node, bool slow)
 {
     struct node *n = node;
     n->bus_slow = slow;
-    if (slow)
+    if (slow) {
+        n->stats.bus_slowdowns++;
         return;
+    }
     /* Detached first: a connection read again may be held again at once. */
     struct conn *c = n->held;
     n->held = NULL;
