@@ -164,20 +164,55 @@ static void traffic(struct buf *p, struct node *n)
                "cause", causes, s->slow_closes, N_SLOW_CAUSES);
 }
 
-static void redis_gauge(void *arg, const char *name, bool up, uint64_t reconnects)
+/* A connection's role and, with several shards, its shard (the bus's). */
+static void redis_sample(struct buf *p, const char *metric, const char *name, int shard, double v)
 {
-    (void)reconnects;
-    struct buf *p = arg;
-    const char *labels[] = {"role", name, NULL};
-    prom_sample(p, "signal_redis_connected", labels, up);
+    char index[16];
+    snprintf(index, sizeof(index), "%d", shard);
+    const char *labels[] = {"role", name, shard >= 0 ? "shard" : NULL, index, NULL};
+    prom_sample(p, metric, labels, v);
 }
 
-static void redis_counter(void *arg, const char *name, bool up, uint64_t reconnects)
+static void redis_gauge(void *arg, const char *name, int shard, bool up, uint64_t reconnects)
+{
+    (void)reconnects;
+    redis_sample(arg, "signal_redis_connected", name, shard, up);
+}
+
+static void redis_counter(void *arg, const char *name, int shard, bool up, uint64_t reconnects)
 {
     (void)up;
-    struct buf *p = arg;
-    const char *labels[] = {"role", name, NULL};
-    prom_sample(p, "signal_redis_reconnects_total", labels, (double)reconnects);
+    redis_sample(arg, "signal_redis_reconnects_total", name, shard, (double)reconnects);
+}
+
+/* Each shard's state. */
+struct shard_scrape {
+    struct buf *p;
+    uint64_t peer_buffer; /* the largest over the shards */
+};
+
+static void shard_sample(void *arg, const struct bus_shard_state *st)
+{
+    struct shard_scrape *s = arg;
+    char index[24];
+    snprintf(index, sizeof(index), "%zu", st->index);
+    if (st->peer_buffer > s->peer_buffer)
+        s->peer_buffer = st->peer_buffer;
+    const char *labels[] = {"shard", index, "address", st->label, NULL};
+    prom_sample(s->p, "signal_redis_shard_up", labels, st->down ? 0 : 1);
+}
+
+/* The shards' families; returns the largest subscriber buffer they saw. */
+static uint64_t shards(struct buf *p, struct node *n)
+{
+    struct shard_scrape s = {p, 0};
+    if (!n->cfg.n_redis)
+        return 0;
+    prom_family(p, "signal_redis_shard_up", "gauge",
+                "1 while the bus carries signals through this Redis shard (its rooms' signals "
+                "reach the other nodes).");
+    bus_each_shard(n->bus, shard_sample, &s);
+    return s.peer_buffer;
 }
 
 static void cluster(struct buf *p, struct node *n)
@@ -189,6 +224,7 @@ static void cluster(struct buf *p, struct node *n)
     prom_family(p, "signal_redis_reconnects_total", "counter",
                 "Redis connections re-established after being lost, by role.");
     redis_each(redis_counter, p);
+    uint64_t peer_buffer = shards(p, n);
     prom_single(p, "signal_bus_published_total", "counter", "Signals published to other nodes.",
                 (double)s->bus_published);
     prom_single(p, "signal_bus_received_total", "counter", "Signals received from other nodes.",
@@ -202,7 +238,7 @@ static void cluster(struct buf *p, struct node *n)
     prom_single(p, "signal_redis_subscriber_buffer_bytes", "gauge",
                 "The largest output buffer of a subscriber in Redis, as last asked while "
                 "publishing.",
-                (double)s->bus_subscriber_buffer_bytes);
+                (double)peer_buffer);
     prom_single(p, "signal_bus_slowdowns_total", "counter",
                 "Times this node stopped reading its clients until Redis caught up with it.",
                 (double)s->bus_slowdowns);
@@ -293,6 +329,13 @@ static void metrics(struct buf *p, struct node *n)
     process(p, n);
 }
 
+/* With several shards, /readyz names those that are down, a line each. */
+static void shard_down(void *arg, const struct bus_shard_state *st)
+{
+    if (st->down)
+        buf_appendf(arg, "redis shard %zu (%s) down: %s\n", st->index, st->label, st->down);
+}
+
 int admin_answer(struct node *n, const char *path, struct buf *body, const char **type)
 {
     buf_init(body, 4096);
@@ -307,6 +350,8 @@ int admin_answer(struct node *n, const char *path, struct buf *body, const char 
             buf_appendf(body, "not ready: %s\n", why);
         else
             buf_appendf(body, "ready\n");
+        if (n->cfg.n_redis > 1)
+            bus_each_shard(n->bus, shard_down, body);
         return why ? 503 : 200;
     }
     *type = "text/plain; version=0.0.4; charset=utf-8";

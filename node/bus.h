@@ -48,6 +48,15 @@ struct bus_handler {
     void *arg;
 };
 
+/* One Redis shard of the bus, as /readyz and /metrics show it. */
+struct bus_shard_state {
+    size_t index;         /* in SIGNAL_REDIS_URL's list */
+    const char *label;    /* "host:port[/db]": never a password */
+    const char *down;     /* NULL while the shard carries signals, else why not */
+    uint64_t peer_buffer; /* the largest subscriber output buffer it reported */
+};
+typedef void (*bus_shard_fn)(void *arg, const struct bus_shard_state *st);
+
 struct bus;
 struct bus_ops {
     /* Sends a packet to the other nodes' members (the relay has delivered
@@ -71,6 +80,9 @@ struct bus_ops {
      * read before its loop would look at Redis again, and Redis cuts a
      * subscriber that falls too far behind. */
     void (*poll)(struct bus *b);
+    /* Calls fn for each Redis shard, in order (none for the in-process
+     * bus). */
+    void (*each_shard)(struct bus *b, bus_shard_fn fn, void *arg);
     /* The node is stopping: say goodbye and close, without waiting. */
     void (*stop)(struct bus *b);
     void (*free)(struct bus *b);
@@ -111,6 +123,10 @@ static inline void bus_poll(struct bus *b)
 {
     b->ops->poll(b);
 }
+static inline void bus_each_shard(struct bus *b, bus_shard_fn fn, void *arg)
+{
+    b->ops->each_shard(b, fn, arg);
+}
 static inline void bus_stop(struct bus *b)
 {
     b->ops->stop(b);
@@ -122,7 +138,12 @@ static inline void bus_free(struct bus *b)
 
 struct bus *bus_local_new(const struct bus_handler *h);
 
-struct bus *bus_redis_new(struct event_base *evb, const struct config *cfg, const char *instance,
+/* The Redis bus of one shard: cfg->redis[shard]. */
+struct bus *bus_redis_new(struct event_base *evb, const struct config *cfg, size_t shard,
+                          const char *instance, struct stats *stats, const struct bus_handler *h);
+/* Several shards (cfg->n_redis > 1): a Redis bus each, every room on the one
+ * common/shard.c names. */
+struct bus *bus_shard_new(struct event_base *evb, const struct config *cfg, const char *instance,
                           struct stats *stats, const struct bus_handler *h);
 
 #endif

@@ -73,8 +73,8 @@ static void on_open_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     struct channel *s = arg;
     log_warn("room_open_timeout",
-             "room %s: presence not loaded from Redis within %d ms; opening with what is known",
-             s->room, OPEN_TIMEOUT_MS);
+             "room %s: presence not loaded from Redis%s within %d ms; opening with what is known",
+             s->room, s->b->tag, OPEN_TIMEOUT_MS);
     channel_open_now(s);
 }
 

@@ -194,8 +194,8 @@ static void on_flow_timer(evutil_socket_t fd, short what, void *arg)
     struct bus_redis *b = arg;
     if (b->echoes == b->echoes_at_hold) {
         log_warn("bus_stalled",
-                 "%zu bytes published did not come back from Redis in %d ms: sending the rest",
-                 b->unechoed_bytes, STALL_MS);
+                 "%zu bytes published did not come back from Redis%s in %d ms: sending the rest",
+                 b->unechoed_bytes, b->tag, STALL_MS);
         struct channel *s, *tmp;
         HASH_ITER(hh, b->channels, s, tmp)
         write_off(s);
@@ -232,16 +232,14 @@ static void on_client_list(redisAsyncContext *ac, void *reply_, void *privdata)
         return;
     if (reply->type == REDIS_REPLY_STRING) {
         b->peer_buffer = largest_omem(reply->str);
-        b->stats->bus_subscriber_buffer_bytes = b->peer_buffer;
     } else {
         /* An ACL without CLIENT LIST: this node's own share is all it sees. */
         log_warn("bus_no_client_list",
-                 "CLIENT LIST refused (%s): flow control sees only this "
+                 "CLIENT LIST refused%s (%s): flow control sees only this "
                  "node's own publications",
-                 reply->type == REDIS_REPLY_ERROR ? reply->str : "?");
+                 b->tag, reply->type == REDIS_REPLY_ERROR ? reply->str : "?");
         b->no_client_list = true;
         b->peer_buffer = 0;
-        b->stats->bus_subscriber_buffer_bytes = 0;
     }
     if (b->held)
         release(b);

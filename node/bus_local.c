@@ -45,6 +45,11 @@ static void local_poll(struct bus *b)
     (void)b; /* everything is delivered at once */
 }
 
+static void local_each_shard(struct bus *b, bus_shard_fn fn, void *arg)
+{
+    (void)b, (void)fn, (void)arg; /* no Redis */
+}
+
 static void local_stop(struct bus *b)
 {
     (void)b;
@@ -55,9 +60,9 @@ static void local_free(struct bus *b)
     free(b);
 }
 
-static const struct bus_ops local_ops = {local_publish, local_room_open, local_room_close,
-                                         local_join,    local_leave,     local_not_ready,
-                                         local_poll,    local_stop,      local_free};
+static const struct bus_ops local_ops = {
+    local_publish,   local_room_open, local_room_close, local_join, local_leave,
+    local_not_ready, local_poll,      local_each_shard, local_stop, local_free};
 
 struct bus *bus_local_new(const struct bus_handler *h)
 {

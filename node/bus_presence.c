@@ -78,8 +78,8 @@ void presence_clear(struct channel *s)
 void presence_script_failed(struct bus_redis *b, const char *what, const char *why, bool rewrite)
 {
     if (!b->script_failing)
-        log_error("redis_script_failed", "redis bus: %s failed: %s; retrying at each heartbeat",
-                  what, why);
+        log_error("redis_script_failed", "redis bus%s: %s failed: %s; retrying at each heartbeat",
+                  b->tag, what, why);
     b->script_failing = true;
     b->restore_needed = b->restore_needed || rewrite;
 }
@@ -307,8 +307,8 @@ void presence_restore(struct bus_redis *b)
     if (redis_command(b->publisher, on_restored, b, "EXEC") < 0)
         on_restored(NULL, NULL, b);
     if (joins || leaves)
-        log_info("redis_restore", "redis bus: restoring %u connections and %u leaves", joins,
-                 leaves);
+        log_info("redis_restore", "redis bus%s: restoring %u connections and %u leaves", b->tag,
+                 joins, leaves);
 }
 
 /* ---- the other nodes' presence ---- */

@@ -119,6 +119,13 @@ static void rb_poll(struct bus *bus)
     redis_read_now(((struct bus_redis *)bus)->subscriber);
 }
 
+static void rb_each_shard(struct bus *bus, bus_shard_fn fn, void *arg)
+{
+    struct bus_redis *b = (struct bus_redis *)bus;
+    const struct bus_shard_state st = {b->index, b->url->label, rb_not_ready(bus), b->peer_buffer};
+    fn(arg, &st);
+}
+
 static void rb_stop(struct bus *bus)
 {
     struct bus_redis *b = (struct bus_redis *)bus;
@@ -152,15 +159,16 @@ static void rb_free(struct bus *bus)
     free(b->k_heartbeat);
     free(b->k_rooms);
     free(b->k_suspects);
+    free(b->tag);
     free(b);
 }
 
-static const struct bus_ops redis_ops = {rb_publish, rb_room_open, rb_room_close,
-                                         rb_join,    rb_leave,     rb_not_ready,
-                                         rb_poll,    rb_stop,      rb_free};
+static const struct bus_ops redis_ops = {rb_publish, rb_room_open, rb_room_close, rb_join,
+                                         rb_leave,   rb_not_ready, rb_poll,       rb_each_shard,
+                                         rb_stop,    rb_free};
 
-struct bus *bus_redis_new(struct event_base *evb, const struct config *cfg, const char *instance,
-                          struct stats *stats, const struct bus_handler *h)
+struct bus *bus_redis_new(struct event_base *evb, const struct config *cfg, size_t shard,
+                          const char *instance, struct stats *stats, const struct bus_handler *h)
 {
     struct bus_redis *b = xcalloc(1, sizeof(*b));
     const char *prefix = cfg->redis_prefix;
@@ -168,6 +176,17 @@ struct bus *bus_redis_new(struct event_base *evb, const struct config *cfg, cons
     b->base.h = *h;
     b->evb = evb;
     b->cfg = cfg;
+    b->index = shard;
+    b->url = &cfg->redis[shard];
+    if (cfg->n_redis > 1) {
+        struct buf t;
+        buf_init(&t, 64);
+        buf_appendf(&t, " on shard %zu (%s)", shard, b->url->label);
+        b->tag = xstrndup(t.data, t.len);
+        buf_free(&t);
+    } else {
+        b->tag = xstrdup("");
+    }
     b->instance = xstrdup(instance);
     b->boot = strrchr(b->instance, ':') + 1;
     b->k_nodes = wire_name(prefix, "nodes", "");
@@ -179,7 +198,11 @@ struct bus *bus_redis_new(struct event_base *evb, const struct config *cfg, cons
     trust_init(b);
     flow_init(b);
     beat_start(b);
-    b->publisher = redis_new(evb, &cfg->redis[0], "bus", on_publisher_state, b);
-    b->subscriber = redis_new(evb, &cfg->redis[0], "subscriber", channel_on_state, b);
+    b->publisher = redis_new(evb, b->url, "bus", on_publisher_state, b);
+    b->subscriber = redis_new(evb, b->url, "subscriber", channel_on_state, b);
+    if (cfg->n_redis > 1) { /* one shard: the metrics of a single Redis, as ever */
+        redis_set_shard(b->publisher, (int)shard);
+        redis_set_shard(b->subscriber, (int)shard);
+    }
     return &b->base;
 }

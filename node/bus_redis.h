@@ -91,6 +91,9 @@ struct bus_redis {
     struct bus base;
     struct event_base *evb;
     const struct config *cfg;
+    size_t index;                /* the shard: cfg->redis[index] */
+    const struct redis_url *url; /* cfg->redis[index] */
+    char *tag; /* for logs: "" with one shard, else " on shard <index> (<label>)" */
     char *instance, *boot;
     char *k_nodes, *k_seq, *k_heartbeat, *k_rooms, *k_suspects;
     struct stats *stats;
@@ -110,7 +113,7 @@ struct bus_redis {
     /* Flow control (bus_flow.c): publications waiting for earlier ones to
      * come back, and what came back, to see it stall. */
     struct held_pub *held, **held_tail;
-    size_t unechoed_bytes, held_bytes; /* this bus's share of the stats' sums */
+    size_t unechoed_bytes, held_bytes; /* this shard's share of the stats' sums */
     size_t peer_buffer;                /* the largest subscriber output buffer, last asked */
     uint64_t echoes, echoes_at_hold;
     struct event *flow_timer;

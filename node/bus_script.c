@@ -83,9 +83,9 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
         reply && reply->type == REDIS_REPLY_ERROR && !strncmp(reply->str, "NOPERM", 6) && !c->whole;
     if (denied && !c->b->whole_scripts) {
         log_warn("redis_script_digest_denied",
-                 "redis bus: the ACL refuses EVALSHA (%s); sending the scripts whole with EVAL "
+                 "redis bus%s: the ACL refuses EVALSHA (%s); sending the scripts whole with EVAL "
                  "(allow +evalsha +script|load to save that traffic)",
-                 reply->str);
+                 c->b->tag, reply->str);
         c->b->whole_scripts = true;
     }
     if (unknown || denied) {

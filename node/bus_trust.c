@@ -39,9 +39,10 @@ void trust_init(struct bus_redis *b)
         log_error("bus_auth", "redis bus: OpenSSL cannot make an HMAC-SHA256 key; stopping");
         exit(1);
     }
-    log_info("bus_auth", "redis bus: messages signed with key id %s%s%s", bus_key_id(b->key),
-             b->key_accept ? ", accepted with key ids " : "",
-             b->key_accept ? bus_key_id(b->key_accept) : "");
+    if (b->index == 0) /* the same key on every shard: said once */
+        log_info("bus_auth", "redis bus: messages signed with key id %s%s%s", bus_key_id(b->key),
+                 b->key_accept ? ", accepted with key ids " : "",
+                 b->key_accept ? bus_key_id(b->key_accept) : "");
 }
 
 /* HASH_DEL unlinks each signer before it is freed; clang's analyzer cannot
@@ -100,9 +101,9 @@ static bool reject(struct bus_redis *b, const char *room, enum bus_reject why, c
     }
     struct log_fields f = {room, NULL, NULL, 0, -1};
     log_event(LOG_WARN, "bus_rejected", &f,
-              "redis bus: dropped a message on the room's channel: %s; %llu more dropped since "
+              "redis bus%s: dropped a message on the room's channel: %s; %llu more dropped since "
               "the last such line (signal_bus_rejected_total counts them)",
-              what, (unsigned long long)b->rejects_unlogged);
+              b->tag, what, (unsigned long long)b->rejects_unlogged);
     b->rejects_logged_ms = now;
     b->rejects_unlogged = 0;
     return false;

@@ -237,22 +237,21 @@ static void make_instance(struct node *n)
 }
 
 /* The URL forms the configuration reads but the node cannot use yet
- * (sharding, TLS and Sentinel land separately): true, with why. */
+ * (TLS and Sentinel land separately): true, with why. */
 static bool unsupported_redis(const struct config *c, char *why, size_t n)
 {
-    if (c->n_redis > 1) {
-        snprintf(why, n, "SIGNAL_REDIS_URL: several shards are not supported yet");
-        return true;
-    }
-    const struct redis_url *urls[] = {c->n_redis ? &c->redis[0] : NULL,
-                                      c->membership_redis_url ? &c->membership_redis : NULL};
-    for (size_t i = 0; i < 2; i++)
-        if (urls[i] && (urls[i]->tls || urls[i]->master)) {
+    /* Every shard, then membership's own. */
+    for (size_t i = 0; i <= c->n_redis; i++) {
+        const struct redis_url *u = i < c->n_redis            ? &c->redis[i]
+                                    : c->membership_redis_url ? &c->membership_redis
+                                                              : NULL;
+        if (u && (u->tls || u->master)) {
             snprintf(why, n, "%s: %s is not supported yet",
-                     i ? "SIGNAL_MEMBERSHIP_REDIS_URL" : "SIGNAL_REDIS_URL",
-                     urls[i]->tls ? "rediss://" : "redis+sentinel://");
+                     i < c->n_redis ? "SIGNAL_REDIS_URL" : "SIGNAL_MEMBERSHIP_REDIS_URL",
+                     u->tls ? "rediss://" : "redis+sentinel://");
             return true;
         }
+    }
     return false;
 }
 
@@ -260,8 +259,10 @@ static void setup_bus(struct node *n)
 {
     const struct bus_handler h = {
         relay_deliver, relay_room_ready, relay_joined, relay_present, relay_absent, relay_slow, n};
-    if (n->cfg.redis_url)
-        n->bus = bus_redis_new(n->evb, &n->cfg, n->instance, &n->stats, &h);
+    if (n->cfg.n_redis > 1)
+        n->bus = bus_shard_new(n->evb, &n->cfg, n->instance, &n->stats, &h);
+    else if (n->cfg.n_redis == 1)
+        n->bus = bus_redis_new(n->evb, &n->cfg, 0, n->instance, &n->stats, &h);
     else
         n->bus = bus_local_new(&h);
 }
@@ -347,13 +348,17 @@ static int start(struct node *n, int argc, char **argv)
     if (n->cfg.admin_port)
         snprintf(admin, sizeof(admin), ", admin on %s:%d",
                  n->cfg.admin_host ? n->cfg.admin_host : "*", n->cfg.admin_port);
+    char bus[64] = "in-process";
+    if (n->cfg.n_redis > 1)
+        snprintf(bus, sizeof(bus), "redis, %zu shards", n->cfg.n_redis);
+    else if (n->cfg.n_redis == 1)
+        snprintf(bus, sizeof(bus), "redis");
     log_info("listening",
              "listening on %s:%d%s/chat/realtime/{chatId}%s (instance %s, jwt %s, membership %s, "
              "bus %s)",
              n->cfg.listen_host ? n->cfg.listen_host : "*", n->cfg.listen_port, n->cfg.path_prefix,
              admin, n->instance, n->cfg.jwt_alg,
-             n->cfg.membership == MEMBERSHIP_TOKEN ? "token" : "redis",
-             n->cfg.redis_url ? "redis" : "in-process");
+             n->cfg.membership == MEMBERSHIP_TOKEN ? "token" : "redis", bus);
     if (n->cfg.dev && dev_print_urls(&n->cfg) < 0)
         return 1;
     event_base_dispatch(n->evb);

@@ -31,6 +31,7 @@ struct redis {
     struct event_base *evb;
     struct redis_url url;
     char *name;
+    int shard; /* -1: none */
     redisAsyncContext *ac;
     bool connected, ready, was_up, freeing, closing;
     bool warned;             /* about failing to connect, since it was last up */
@@ -335,6 +336,7 @@ struct redis *redis_new(struct event_base *evb, const struct redis_url *url, con
     r->evb = evb;
     redis_url_copy(&r->url, url);
     r->name = xstrdup(name);
+    r->shard = -1;
     r->on_state = on_state;
     r->arg = arg;
     r->backoff_ms = BACKOFF_MIN_MS;
@@ -373,7 +375,12 @@ void redis_free(struct redis *r)
 void redis_each(redis_each_fn fn, void *arg)
 {
     for (const struct redis *r = all; r; r = r->next)
-        fn(arg, r->name, r->ready, r->reconnects);
+        fn(arg, r->name, r->shard, r->ready, r->reconnects);
+}
+
+void redis_set_shard(struct redis *r, int shard)
+{
+    r->shard = shard;
 }
 
 bool redis_ready(const struct redis *r)

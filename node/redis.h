@@ -41,8 +41,13 @@ size_t redis_unsent_bytes(const struct redis *r);
  * most 1 s); redis_free is still needed after that. */
 void redis_close(struct redis *r);
 
-/* Calls fn for every connection of the process, by name (its role). */
-typedef void (*redis_each_fn)(void *arg, const char *name, bool up, uint64_t reconnects);
+/* Names the shard of SIGNAL_REDIS_URL's list a connection belongs to, for
+ * the metrics (with several shards); -1, the default, for none. */
+void redis_set_shard(struct redis *r, int shard);
+
+/* Calls fn for every connection of the process, by name (its role) and
+ * shard (-1: none). */
+typedef void (*redis_each_fn)(void *arg, const char *name, int shard, bool up, uint64_t reconnects);
 void redis_each(redis_each_fn fn, void *arg);
 
 /* Drops a connection that stopped answering (callbacks get NULL replies) and

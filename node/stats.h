@@ -99,14 +99,13 @@ struct stats {
     uint64_t send_memory_bytes; /* now, what those hold: each packet once */
     uint64_t slow_episodes;     /* times a reader went above the soft bound */
     uint64_t slow_closes[N_SLOW_CAUSES];
-    uint64_t bus_published;               /* signals sent to Redis */
-    uint64_t bus_received;                /* signals from other nodes */
-    uint64_t bus_unechoed_bytes;          /* now: published, not yet come back (bus_flow.c) */
-    uint64_t bus_held_bytes;              /* now: waiting to be published (bus_flow.c) */
-    uint64_t bus_subscriber_buffer_bytes; /* the largest Redis reported, last asked */
-    uint64_t bus_slowdowns;               /* times the relay was asked to stop reading clients */
-    struct histogram bus_lag;             /* sender's stamp to delivery here, seconds */
-    uint64_t bus_rejected[N_REJECTS];     /* from the room channels, dropped unused */
+    uint64_t bus_published;           /* signals sent to Redis */
+    uint64_t bus_received;            /* signals from other nodes */
+    uint64_t bus_unechoed_bytes;      /* now: published, not yet come back (bus_flow.c) */
+    uint64_t bus_held_bytes;          /* now: waiting to be published (bus_flow.c) */
+    uint64_t bus_slowdowns;           /* times the relay was asked to stop reading clients */
+    struct histogram bus_lag;         /* sender's stamp to delivery here, seconds */
+    uint64_t bus_rejected[N_REJECTS]; /* from the room channels, dropped unused */
 };
 
 /* Index of code in STATS_CLOSE_CODES, or N_CLOSE_CODES - 1 for "other". */
