@@ -185,9 +185,11 @@ static void redis_counter(void *arg, const char *name, int shard, bool up, uint6
     redis_sample(arg, "signal_redis_reconnects_total", name, shard, (double)reconnects);
 }
 
-/* Each shard's state. */
+/* Each shard's state, one family at a time. */
+enum shard_family { SHARD_UP, SHARD_MISMATCH };
 struct shard_scrape {
     struct buf *p;
+    enum shard_family family;
     uint64_t peer_buffer; /* the largest over the shards */
 };
 
@@ -198,19 +200,29 @@ static void shard_sample(void *arg, const struct bus_shard_state *st)
     snprintf(index, sizeof(index), "%zu", st->index);
     if (st->peer_buffer > s->peer_buffer)
         s->peer_buffer = st->peer_buffer;
-    const char *labels[] = {"shard", index, "address", st->label, NULL};
-    prom_sample(s->p, "signal_redis_shard_up", labels, st->down ? 0 : 1);
+    if (s->family == SHARD_UP) {
+        const char *labels[] = {"shard", index, "address", st->label, NULL};
+        prom_sample(s->p, "signal_redis_shard_up", labels, st->down ? 0 : 1);
+    } else {
+        const char *labels[] = {"shard", index, NULL};
+        prom_sample(s->p, "signal_redis_shard_mismatch", labels, (double)st->mismatched);
+    }
 }
 
 /* The shards' families; returns the largest subscriber buffer they saw. */
 static uint64_t shards(struct buf *p, struct node *n)
 {
-    struct shard_scrape s = {p, 0};
+    struct shard_scrape s = {p, SHARD_UP, 0};
     if (!n->cfg.n_redis)
         return 0;
     prom_family(p, "signal_redis_shard_up", "gauge",
                 "1 while the bus carries signals through this Redis shard (its rooms' signals "
                 "reach the other nodes).");
+    bus_each_shard(n->bus, shard_sample, &s);
+    s.family = SHARD_MISMATCH;
+    prom_family(p, "signal_redis_shard_mismatch", "gauge",
+                "Live nodes on this shard whose SIGNAL_REDIS_URL list differs from this "
+                "node's (0 when all agree).");
     bus_each_shard(n->bus, shard_sample, &s);
     return s.peer_buffer;
 }

@@ -53,6 +53,7 @@ struct bus_shard_state {
     size_t index;         /* in SIGNAL_REDIS_URL's list */
     const char *label;    /* "host:port[/db]": never a password */
     const char *down;     /* NULL while the shard carries signals, else why not */
+    size_t mismatched;    /* live nodes whose shard list differs from this node's */
     uint64_t peer_buffer; /* the largest subscriber output buffer it reported */
 };
 typedef void (*bus_shard_fn)(void *arg, const struct bus_shard_state *st);

@@ -122,7 +122,8 @@ static void rb_poll(struct bus *bus)
 static void rb_each_shard(struct bus *bus, bus_shard_fn fn, void *arg)
 {
     struct bus_redis *b = (struct bus_redis *)bus;
-    const struct bus_shard_state st = {b->index, b->url->label, rb_not_ready(bus), b->peer_buffer};
+    const struct bus_shard_state st = {b->index, b->url->label, rb_not_ready(bus), b->mismatched,
+                                       b->peer_buffer};
     fn(arg, &st);
 }
 
@@ -159,6 +160,8 @@ static void rb_free(struct bus *bus)
     free(b->k_heartbeat);
     free(b->k_rooms);
     free(b->k_suspects);
+    free(b->k_lists);
+    free(b->shard_list);
     free(b->tag);
     free(b);
 }
@@ -166,6 +169,20 @@ static void rb_free(struct bus *bus)
 static const struct bus_ops redis_ops = {rb_publish, rb_room_open, rb_room_close, rb_join,
                                          rb_leave,   rb_not_ready, rb_poll,       rb_each_shard,
                                          rb_stop,    rb_free};
+
+/* "<index>/<count> <label>,<label>...": the list as this node sees it, from
+ * this shard; the labels hold no password. */
+static char *shard_list(const struct config *cfg, size_t index)
+{
+    struct buf t;
+    buf_init(&t, 64);
+    buf_appendf(&t, "%zu/%zu ", index, cfg->n_redis);
+    for (size_t i = 0; i < cfg->n_redis; i++)
+        buf_appendf(&t, "%s%s", i ? "," : "", cfg->redis[i].label);
+    char *s = xstrndup(t.data, t.len);
+    buf_free(&t);
+    return s;
+}
 
 struct bus *bus_redis_new(struct event_base *evb, const struct config *cfg, size_t shard,
                           const char *instance, struct stats *stats, const struct bus_handler *h)
@@ -187,6 +204,7 @@ struct bus *bus_redis_new(struct event_base *evb, const struct config *cfg, size
     } else {
         b->tag = xstrdup("");
     }
+    b->shard_list = shard_list(cfg, shard);
     b->instance = xstrdup(instance);
     b->boot = strrchr(b->instance, ':') + 1;
     b->k_nodes = wire_name(prefix, "nodes", "");
@@ -194,6 +212,7 @@ struct bus *bus_redis_new(struct event_base *evb, const struct config *cfg, size
     b->k_heartbeat = wire_name(prefix, "node:", cfg->node_id);
     b->k_rooms = wire_name(prefix, "rooms:", instance);
     b->k_suspects = wire_name(prefix, "suspects", "");
+    b->k_lists = wire_name(prefix, "shard-lists", "");
     b->stats = stats;
     trust_init(b);
     flow_init(b);

@@ -95,7 +95,12 @@ struct bus_redis {
     const struct redis_url *url; /* cfg->redis[index] */
     char *tag; /* for logs: "" with one shard, else " on shard <index> (<label>)" */
     char *instance, *boot;
-    char *k_nodes, *k_seq, *k_heartbeat, *k_rooms, *k_suspects;
+    char *k_nodes, *k_seq, *k_heartbeat, *k_rooms, *k_suspects, *k_lists;
+    /* The shard list as this node sees it, written with each heartbeat
+     * (bus_beat.c), and how many live nodes wrote another, as the last
+     * sweep found. */
+    char *shard_list;
+    size_t mismatched;
     struct stats *stats;
     struct redis *publisher, *subscriber;
     struct channel *channels;  /* by room id */

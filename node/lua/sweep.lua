@@ -1,15 +1,17 @@
 -- The sweep of dead nodes, run by every node at each heartbeat (bus_beat.c).
--- KEYS: nodes, seq, suspects. ARGV: prefix, confirm ms, publish ('1' or
--- '0'). An instance whose heartbeat holds a newer boot id is forgotten at
+-- KEYS: nodes, seq, suspects, shard lists. ARGV: prefix, confirm ms, publish
+-- ('1' or '0'). An instance whose heartbeat holds a newer boot id is forgotten at
 -- once: its presence removed with a leave event each. One whose heartbeat is
 -- gone becomes a suspect, and is forgotten if still gone confirm ms later:
 -- the wait spares the live when Redis itself stalled and let every heartbeat
--- expire. Returns the registered instances, and the leaves it did not
--- publish (room, key, account id, version each): with a cluster secret the
--- node publishes them, signed, since a script cannot sign.
+-- expire. Returns the registered instances, the leaves it did not publish
+-- (room, key, account id, version each): with a cluster secret the node
+-- publishes them, signed, since a script cannot sign; and the shard list of
+-- each instance whose heartbeat is there (instance, list each), for the node
+-- to compare with its own.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local alive, left = {}, {}
+local alive, left, lists = {}, {}, {}
 for _, inst in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local node, boot = string.match(inst, '^(.*):([^:]*)$')
   local since = tonumber(redis.call('HGET', KEYS[3], inst))
@@ -17,6 +19,8 @@ for _, inst in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local dead = false
   if beat == boot then
     if since then redis.call('HDEL', KEYS[3], inst) end
+    lists[#lists + 1] = inst
+    lists[#lists + 1] = redis.call('HGET', KEYS[4], inst) or ''
   elseif beat then
     dead = true
   elseif not since then
@@ -53,6 +57,7 @@ for _, inst in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     redis.call('DEL', rooms_key)
     redis.call('SREM', KEYS[1], inst)
     redis.call('HDEL', KEYS[3], inst)
+    redis.call('HDEL', KEYS[4], inst)
   end
 end
-return {alive, left}
+return {alive, left, lists}
