@@ -6,7 +6,7 @@ import tempfile
 import pytest
 
 import harness
-from harness import Node, NodeSet, Redis
+from harness import Node, NodeSet
 from wsclient import WSClient
 
 
@@ -80,7 +80,8 @@ def node(_module_node, module_nodes) -> Node:
 
 @pytest.fixture(scope="session")
 def redis(tmp_base):
-    """One redis-server for the session (torn down after every node); tests use their own rooms."""
-    r = Redis(tmp_base)
+    """One redis-server for the session (torn down after every node); tests use their own rooms.
+    With SIGNAL_TEST_REDIS_SHARDS=N, N of them as the shards of one list (harness.RedisShards)."""
+    r = harness.shared_redis(tmp_base)
     yield r
     r.stop()

@@ -405,6 +405,15 @@ class Redis:
             time.sleep(0.05)
         raise Timeout("redis-server did not answer PING")
 
+    @property
+    def shards(self):
+        """The servers of the shard list: this one."""
+        return [self]
+
+    def for_room(self, room):
+        """The server that holds room's channel and presence: this one."""
+        return self
+
     def stop(self):
         """SIGKILL (what a crashed Redis looks like); start() brings it back, empty, on the same port."""
         if self.proc and self.proc.poll() is None:
@@ -437,6 +446,91 @@ class Redis:
                 found.update(batch)
                 if cursor == "0":
                     return sorted(found)
+
+
+def fnv1a64(data):
+    """The 64-bit FNV-1a hash of bytes (common/shard.c)."""
+    h = 0xcbf29ce484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def jump_hash(key, n):
+    """Lamping and Veach's jump consistent hash: key's bucket among n (common/shard.c)."""
+    b, j = -1, 0
+    while j < n:
+        b = j
+        key = (key * 2862933555777941757 + 1) & 0xFFFFFFFFFFFFFFFF
+        j = int((b + 1) * (float(1 << 31) / float((key >> 33) + 1)))
+    return b
+
+
+def shard_of(room, n):
+    """The index of room's shard among n, as every node computes it."""
+    return jump_hash(fnv1a64(room.lower().encode()), n)
+
+
+class RedisShards:
+    """n throw-away redis-servers standing in for one Redis: its url is the list
+    of theirs (SIGNAL_REDIS_URL with n shards), for_room() the one a room lives
+    on. What a test asks of "the Redis" is asked of every shard where that makes
+    sense (numsub sums, channels and keys unite, stop and start all), and of the
+    first otherwise (command, port: membership `redis` asks the first shard)."""
+
+    def __init__(self, tmpdir, n, **kw):
+        self.shards = [Redis(tmpdir, **kw) for _ in range(n)]
+
+    @property
+    def url(self):
+        return self.url_for()
+
+    def url_for(self, **kw):
+        return ",".join(s.url_for(**kw) for s in self.shards)
+
+    def for_room(self, room):
+        return self.shards[shard_of(room, len(self.shards))]
+
+    @property
+    def port(self):
+        return self.shards[0].port
+
+    @property
+    def password(self):
+        return self.shards[0].password
+
+    @property
+    def proc(self):
+        return self.shards[0].proc
+
+    def start(self):
+        for s in self.shards:
+            s.start()
+
+    def stop(self):
+        for s in self.shards:
+            s.stop()
+
+    def alive(self):
+        return all(s.alive() for s in self.shards)
+
+    def command(self, *args, **kw):
+        return self.shards[0].command(*args, **kw)
+
+    def numsub(self, channel):
+        return sum(s.numsub(channel) for s in self.shards)
+
+    def channels(self, pattern):
+        return sorted(set().union(*(s.channels(pattern) for s in self.shards)))
+
+    def keys(self, pattern, db=None):
+        return sorted(set().union(*(s.keys(pattern, db=db) for s in self.shards)))
+
+
+def shared_redis(tmpdir):
+    """The session's Redis: SIGNAL_TEST_REDIS_SHARDS=N (N > 1) makes it N shards."""
+    n = int(os.environ.get("SIGNAL_TEST_REDIS_SHARDS") or 1)
+    return RedisShards(tmpdir, n) if n > 1 else Redis(tmpdir)
 
 
 class RedisConn:
