@@ -219,6 +219,11 @@ class Node:
             env.setdefault("SIGNAL_JWT_SECRET", SECRET)
         env.setdefault("SIGNAL_DRAIN_S", "0")
         env.setdefault("SIGNAL_DRAIN_CLOSE_S", "0")
+        # Membership `redis` with several shards must name its Redis: the
+        # tests write their sets to the first shard (RedisShards.command).
+        shards = env.get("SIGNAL_REDIS_URL", "").split(",")
+        if env.get("SIGNAL_MEMBERSHIP") == "redis" and len(shards) > 1:
+            env.setdefault("SIGNAL_MEMBERSHIP_REDIS_URL", shards[0])
         if prefix != "/api":
             env.setdefault("SIGNAL_PATH_PREFIX", prefix)
         self.env = env
