@@ -4,7 +4,7 @@ each Redis, when the rooms are spread over one, two or three redis-servers.
 
     /usr/bin/python3 bench/shards.py [--shards 1,2,3] [--nodes 2] [--connections 10000]
         [--room-size 2] [--duration 10] [--window 8] [--rounds 2] [--peer /tmp/peer-bench]
-        [--json]
+        [--redis-cpu PERCENT] [--json]
 
 For each shard count, --nodes signal-nodes share that many new redis-servers
 (loopback, --save '' --appendonly no, default limits), all named in one
@@ -18,10 +18,15 @@ million deliveries, and each redis-server's share of a core and CPU per
 million deliveries, over the middle 80 % of the load (as saturate.py). On
 a machine whose cores the generator, the nodes and the Redis servers share,
 deliveries/s is bounded by the nodes and the generator long before Redis:
-the per-shard Redis figures are what show the ceiling moving.
+the per-shard Redis figures are what show the ceiling moving. --redis-cpu
+makes Redis the bottleneck instead: each redis-server gets a CPU cgroup of
+its own capped at PERCENT of a core (as root; cgroup v1 or v2), a small
+stand-in for the one core a production Redis has, so that the deliveries/s
+show what more shards buy once Redis is what limits.
 """
 import argparse
 import contextlib
+import os
 
 from benchlib import (NO_RATE_LIMIT, Col, Section, add_target_args, interleaved, load_run,
                       per_million, progress, report, setup_process, share, start_cluster,
@@ -35,11 +40,32 @@ COLS = [Col("deliveries_per_s", "deliv/s", ".0f", "rate"), Col("lost", "lost", "
 COLS += [Col(f"redis{i}_cpu_pct", f"redis{i} CPU%", ".0f") for i in range(MAX_SHARDS)]
 
 
+def cpu_cap(stack, pid, percent):
+    """Moves pid into a new CPU cgroup capped at percent of one core; the
+    cgroup goes when stack closes (after the process has)."""
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    path = f"/sys/fs/cgroup/{'' if v2 else 'cpu/'}signal-bench-{pid}"
+    os.mkdir(path)
+    stack.callback(os.rmdir, path)
+    period = 100000
+    quota = int(period * percent / 100)
+    if v2:
+        with open(os.path.join(path, "cpu.max"), "w") as f:
+            f.write(f"{quota} {period}")
+    else:
+        with open(os.path.join(path, "cpu.cfs_quota_us"), "w") as f:
+            f.write(str(quota))
+    with open(os.path.join(path, "cgroup.procs"), "w") as f:
+        f.write(str(pid))
+
+
 def run(args, target, shards):
     """One saturation run of target over shards redis-servers; returns its
     figures (a dict with a key per column, and more)."""
-    with contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as caps, contextlib.ExitStack() as stack:
         cluster = start_cluster(stack, target, args.nodes, NO_RATE_LIMIT, shards=shards)
+        for r in cluster.shards if args.redis_cpu else []:
+            cpu_cap(caps, r.pid, args.redis_cpu)
         rep, fig = load_run(stack, args.bench, cluster, args.connections, args.duration,
                             ["--room-size", str(args.room_size), "--saturate",
                              "--window", str(args.window), "--drain", str(args.drain),
@@ -74,6 +100,8 @@ def main():
     ap.add_argument("--window", type=int, default=8, help="signals in flight per sender")
     ap.add_argument("--drain", type=float, default=10, help="signal-bench --drain bound")
     ap.add_argument("--connect-concurrency", type=int, default=200)
+    ap.add_argument("--redis-cpu", type=float, metavar="PERCENT",
+                    help="cap each redis-server at PERCENT of a core (a CPU cgroup; root)")
     args = ap.parse_args()
     counts = [int(x) for x in args.shards.split(",")]
     if args.nodes < 2 or any(not 1 <= c <= MAX_SHARDS for c in counts):
@@ -82,7 +110,8 @@ def main():
     tgts = targets(args)
     sections = []
     for shards in counts:
-        sec = Section(f"shards: {shards} redis-server(s), {args.nodes} nodes, rooms of "
+        cap = f", each capped at {args.redis_cpu:g} % of a core" if args.redis_cpu else ""
+        sec = Section(f"shards: {shards} redis-server(s){cap}, {args.nodes} nodes, rooms of "
                       f"{args.room_size}, {args.connections} connections, window {args.window}, "
                       f"{args.duration:g} s", COLS, {"shards": shards, "nodes": args.nodes})
         # The reference has one Redis: it is the baseline of the one-shard run.
