@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "rand.h"
+#include "sentinel.h"
 #include "timer.h"
 #include "xalloc.h"
 
@@ -31,7 +32,12 @@ struct redis {
     struct event_base *evb;
     struct redis_url url;
     char *name;
-    int shard; /* -1: none */
+    int shard;  /* -1: none */
+    char *host; /* where it connects: the URL's, or the master the sentinels named */
+    int port;
+    char addr[320];            /* for logs: "host:port", "master NAME at host:port" */
+    struct sentinel *sentinel; /* redis+sentinel:// URLs: the master's watcher */
+    struct sentinel_ask *ask;  /* asking the sentinels where the master is */
     redisAsyncContext *ac;
     bool connected, ready, was_up, freeing, closing;
     bool warned;             /* about failing to connect, since it was last up */
@@ -71,17 +77,17 @@ static void went_down(struct redis *r, const char *why)
     }
     if (r->was_up) {
         r->was_up = false;
-        log_warn("redis_down", "redis %s: connection to %s:%d lost (%s); reconnecting", r->name,
-                 r->url.host, r->url.port, why);
+        log_warn("redis_down", "redis %s: connection to %s lost (%s); reconnecting", r->name,
+                 r->addr, why);
         if (r->on_state)
             r->on_state(r->arg, false);
     } else if (!r->warned) {
         r->warned = true;
-        log_warn("redis_connect_failed", "redis %s: cannot connect to %s:%d (%s); retrying",
-                 r->name, r->url.host, r->url.port, why);
+        log_warn("redis_connect_failed", "redis %s: cannot connect to %s (%s); retrying", r->name,
+                 r->addr, why);
     } else {
-        log_debug("redis_connect_failed", "redis %s: cannot connect to %s:%d (%s)", r->name,
-                  r->url.host, r->url.port, why);
+        log_debug("redis_connect_failed", "redis %s: cannot connect to %s (%s)", r->name, r->addr,
+                  why);
     }
     schedule_retry(r);
 }
@@ -114,7 +120,7 @@ static void on_handshake(redisAsyncContext *ac, void *reply_, void *last)
         r->was_up = true;
         r->reconnects += r->ever_up;
         r->ever_up = true;
-        log_info("redis_up", "redis %s: connected to %s:%d", r->name, r->url.host, r->url.port);
+        log_info("redis_up", "redis %s: connected to %s", r->name, r->addr);
         if (r->on_state)
             r->on_state(r->arg, true);
     }
@@ -276,7 +282,7 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
 
 static void start_connect(struct redis *r)
 {
-    redisAsyncContext *ac = redisAsyncConnect(r->url.host, r->url.port);
+    redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
     if (!ac || ac->err) { /* a name that does not resolve, say */
         char why[128];
         snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
@@ -293,6 +299,49 @@ static void start_connect(struct redis *r)
     timer_add_ms(r->connect_timeout, CONNECT_TIMEOUT_MS);
 }
 
+/* ---- Sentinel ---- */
+
+static void on_master_found(void *arg, const char *host, int port, const char *why)
+{
+    struct redis *r = arg;
+    r->ask = NULL;
+    if (!host) {
+        went_down(r, why);
+        return;
+    }
+    free(r->host);
+    r->host = xstrdup(host);
+    r->port = port;
+    snprintf(r->addr, sizeof(r->addr), "master %s at %s:%d", r->url.master, host, port);
+    start_connect(r);
+}
+
+/* An attempt to connect: to the URL's server, or where the sentinels say
+ * the master is. */
+static void start_attempt(struct redis *r)
+{
+    if (r->sentinel)
+        r->ask = sentinel_ask(r->sentinel, on_master_found, r);
+    else
+        start_connect(r);
+}
+
+/* The sentinels moved the master: a connection elsewhere goes at once, and
+ * one waiting to retry tries now. */
+static void on_master_switched(void *arg, const char *host, int port)
+{
+    struct redis *r = arg;
+    if (r->freeing || r->closing)
+        return;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    if (r->ac && (strcmp(r->host, host) != 0 || r->port != port)) {
+        redis_drop(r, "the sentinels moved the master");
+    } else if (evtimer_pending(r->retry, NULL)) {
+        evtimer_del(r->retry);
+        schedule_retry(r);
+    }
+}
+
 static void on_close_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -307,6 +356,10 @@ void redis_close(struct redis *r)
         return;
     r->closing = true;
     r->ready = false;
+    sentinel_ask_cancel(r->ask);
+    r->ask = NULL;
+    sentinel_detach(r->sentinel, r); /* the last one ends the watch: the loop may end */
+    r->sentinel = NULL;
     evtimer_del(r->retry);
     evtimer_del(r->connect_timeout);
     if (!r->ac)
@@ -326,7 +379,7 @@ void redis_close(struct redis *r)
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    start_connect(arg);
+    start_attempt(arg);
 }
 
 struct redis *redis_new(struct event_base *evb, const struct redis_url *url, const char *name,
@@ -343,11 +396,19 @@ struct redis *redis_new(struct event_base *evb, const struct redis_url *url, con
     r->retry = evtimer_new(evb, on_retry, r);
     r->connect_timeout = evtimer_new(evb, on_connect_timeout, r);
     r->close_timeout = evtimer_new(evb, on_close_timeout, r);
+    if (url->master) {
+        r->sentinel = sentinel_attach(evb, url, on_master_switched, r);
+        snprintf(r->addr, sizeof(r->addr), "master %s", url->master);
+    } else {
+        r->host = xstrdup(url->host);
+        r->port = url->port;
+        snprintf(r->addr, sizeof(r->addr), "%s:%d", url->host, url->port);
+    }
     r->next = all;
     if (all)
         all->prev = r;
     all = r;
-    start_connect(r);
+    start_attempt(r);
     return r;
 }
 
@@ -356,6 +417,8 @@ void redis_free(struct redis *r)
     if (!r)
         return;
     r->freeing = true;
+    sentinel_ask_cancel(r->ask);
+    sentinel_detach(r->sentinel, r);
     if (r->ac)
         redisAsyncFree(r->ac);
     if (r->prev)
@@ -368,6 +431,7 @@ void redis_free(struct redis *r)
     event_free(r->connect_timeout);
     event_free(r->close_timeout);
     redis_url_free(&r->url);
+    free(r->host);
     free(r->name);
     free(r);
 }
