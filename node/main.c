@@ -237,7 +237,7 @@ static void make_instance(struct node *n)
 }
 
 /* The URL forms the configuration reads but the node cannot use yet
- * (TLS and Sentinel land separately): true, with why. */
+ * (TLS lands separately): true, with why. */
 static bool unsupported_redis(const struct config *c, char *why, size_t n)
 {
     /* Every shard, then membership's own. */
@@ -245,10 +245,9 @@ static bool unsupported_redis(const struct config *c, char *why, size_t n)
         const struct redis_url *u = i < c->n_redis            ? &c->redis[i]
                                     : c->membership_redis_url ? &c->membership_redis
                                                               : NULL;
-        if (u && (u->tls || u->master)) {
-            snprintf(why, n, "%s: %s is not supported yet",
-                     i < c->n_redis ? "SIGNAL_REDIS_URL" : "SIGNAL_MEMBERSHIP_REDIS_URL",
-                     u->tls ? "rediss://" : "redis+sentinel://");
+        if (u && u->tls) {
+            snprintf(why, n, "%s: rediss:// is not supported yet",
+                     i < c->n_redis ? "SIGNAL_REDIS_URL" : "SIGNAL_MEMBERSHIP_REDIS_URL");
             return true;
         }
     }
