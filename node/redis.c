@@ -26,7 +26,7 @@
  * with Redis instead of being cut at its output buffer limit. */
 #define MAX_READS_PER_WAKEUP 64
 
-static char last_step; /* privdata of the handshake's final command */
+static char last_step; /* privdata of the handshake's final command, ROLE */
 
 struct redis {
     struct event_base *evb;
@@ -98,7 +98,10 @@ static void on_handshake(redisAsyncContext *ac, void *reply_, void *last)
     if (r->freeing || r->closing)
         return;
     redisReply *reply = reply_;
-    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+    /* A ROLE refused by an ACL of an earlier release is let pass, except
+     * with Sentinel, where a failover makes it matter. */
+    bool role_refused = last && !r->sentinel && reply && reply->type == REDIS_REPLY_ERROR;
+    if (!reply || (reply->type == REDIS_REPLY_ERROR && !role_refused)) {
         const char *why = reply ? reply->str : "connection lost during AUTH/SELECT";
         if (!r->warned)
             log_error("redis_handshake_failed", "redis %s: %s; retrying", r->name, why);
@@ -111,6 +114,19 @@ static void on_handshake(redisAsyncContext *ac, void *reply_, void *last)
     }
     if (!last)
         return;
+    const char *role = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                               reply->element[0]->type == REDIS_REPLY_STRING
+                           ? reply->element[0]->str
+                           : NULL;
+    if (role && strcmp(role, "master") != 0) { /* never write to a replica: a demoted master */
+        if (!r->warned)
+            log_warn("redis_not_master", "redis %s: %s is a %s, not the master; retrying", r->name,
+                     r->addr, role);
+        r->warned = true;
+        r->drop_reason = "not the master";
+        redisAsyncDisconnect(ac);
+        return;
+    }
     evtimer_del(r->connect_timeout);
     r->ready = true;
     r->tried = true;
@@ -140,16 +156,13 @@ static void on_connect(const redisAsyncContext *ac, int status)
     bool select = r->url.db != 0;
     if (r->url.password) {
         if (r->url.user)
-            redisAsyncCommand(w, on_handshake, select ? NULL : &last_step, "AUTH %s %s",
-                              r->url.user, r->url.password);
+            redisAsyncCommand(w, on_handshake, NULL, "AUTH %s %s", r->url.user, r->url.password);
         else
-            redisAsyncCommand(w, on_handshake, select ? NULL : &last_step, "AUTH %s",
-                              r->url.password);
+            redisAsyncCommand(w, on_handshake, NULL, "AUTH %s", r->url.password);
     }
     if (select)
-        redisAsyncCommand(w, on_handshake, &last_step, "SELECT %d", r->url.db);
-    if (!r->url.password && !select)
-        redisAsyncCommand(w, on_handshake, &last_step, "PING");
+        redisAsyncCommand(w, on_handshake, NULL, "SELECT %d", r->url.db);
+    redisAsyncCommand(w, on_handshake, &last_step, "ROLE");
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
