@@ -77,6 +77,15 @@ void presence_clear(struct channel *s)
 
 void presence_script_failed(struct bus_redis *b, const char *what, const char *why, bool rewrite)
 {
+    /* A master demoted under us (a failover whose event was missed): the
+     * publishing connection reconnects, and its handshake's ROLE check
+     * finds the master again. */
+    if (strstr(why, "READONLY")) {
+        log_warn("redis_not_master", "redis bus%s: %s refused: %s; reconnecting", b->tag, what,
+                 why);
+        redis_drop(b->publisher, "the server is a replica now");
+        return;
+    }
     if (!b->script_failing)
         log_error("redis_script_failed", "redis bus%s: %s failed: %s; retrying at each heartbeat",
                   b->tag, what, why);
