@@ -41,12 +41,15 @@ STAMP="$LWS_VERSION ${LWS_FLAGS[*]} $(cat "${PATCHES[@]}" | sha256sum | cut -c1-
 # The build and the unit tests (ctest).
 PACKAGES=(build-essential cmake pkg-config dpkg-dev libssl-dev zlib1g-dev libcap-dev
   libevent-dev libhiredis-dev libjansson-dev libjwt-dev libcriterion-dev uthash-dev libjemalloc-dev)
-# The integration tests: Redis, HAProxy, pytest, and the container image test
+# The integration tests: Redis and its Sentinel (redis-sentinel also installs
+# and enables a service on port 26379 watching "mymaster" at 127.0.0.1:6379;
+# the tests start their own sentinels on free ports and never use it), HAProxy,
+# pytest, and the container image test
 # (tests/integration/test_container.py: podman, runc, debootstrap, podman-compose);
 # tools/fuzz.sh: clang and its libFuzzer and sanitizer runtimes;
 # the browser tests (tools/web-test.sh): chromium, and ip for the loopback of
 # their network namespace.
-TEST_PACKAGES=(redis-server python3 python3-pytest openssl haproxy
+TEST_PACKAGES=(redis-server redis-sentinel python3 python3-pytest openssl haproxy
   podman runc debootstrap podman-compose clang libclang-rt-14-dev chromium iproute2)
 [ "$MODE" = build ] || PACKAGES+=("${TEST_PACKAGES[@]}")
 # The browser client's tests need Node.js and npm: Debian's, unless a node and
