@@ -43,6 +43,7 @@ SECRET = "signal-node"
 NODE_UID = 10001             # docker/Dockerfile's USER
 WS_PORT, ADMIN_PORT = 8080, 9090
 REDIS_PORT = 6379
+SENTINEL_PORT = 26379        # variants/redis-sentinel
 # The node: ~4 MiB idle + ~10 MiB per 1,000 idle clients; 14 plans for send queues.
 MIB = 1024 * 1024
 IDLE_BYTES, BYTES_PER_CLIENT = 4 * MIB, 14 * MIB / 1000
@@ -59,6 +60,7 @@ TARGETS = {
     "production+hpa-connections": ("overlays/production", ["variants/hpa-connections"]),
     "production+jwt-public-key": ("overlays/production", ["variants/jwt-public-key"]),
     "dev+jwt-public-key": ("overlays/dev", ["variants/jwt-public-key"]),
+    "production+redis-sentinel": ("overlays/production", ["variants/redis-sentinel"]),
 }
 ALL = list(TARGETS)
 
@@ -645,7 +647,8 @@ def test_network_policy(target, r):
     for rule in np["egress"]:
         assert rule.get("ports"), f"{target}: an egress rule open to all ports"
         out |= {(p.get("protocol", "TCP"), p["port"]) for p in rule["ports"]}
-    assert out == {("TCP", REDIS_PORT), ("UDP", 53), ("TCP", 53)}, f"{target}: egress ports {out}"
+    redis = {("TCP", REDIS_PORT)} | ({("TCP", SENTINEL_PORT)} if "redis-sentinel" in target else set())
+    assert out == redis | {("UDP", 53), ("TCP", 53)}, f"{target}: egress ports {out}"
     dns = [rule for rule in np["egress"] if ("UDP", 53) in {(p.get("protocol", "TCP"), p["port"]) for p in rule["ports"]}]
     assert all(rule.get("to") for rule in dns), f"{target}: DNS open to any address"
 
@@ -786,6 +789,14 @@ def test_variant_jwt_public_key(target, r):
     (vol,) = [v for v in r.pod["spec"]["volumes"] if v["name"] == mounts[0]["name"]]
     items = {i["path"]: i["key"] for i in vol["configMap"]["items"]}
     assert os.path.relpath(key_file, mounts[0]["mountPath"]) in items
+
+
+@pytest.mark.parametrize("target", [t for t in ALL if "redis-sentinel" in t])
+def test_variant_redis_sentinel(target, r):
+    """The sentinels' port is open in the same rule as Redis's, to the same peers."""
+    np = r.one("NetworkPolicy", APP)["spec"]
+    (rule,) = [x for x in np["egress"] if any(p["port"] == SENTINEL_PORT for p in x["ports"])]
+    assert {p["port"] for p in rule["ports"]} == {REDIS_PORT, SENTINEL_PORT}
 
 
 # ---------------------------------------------------------------------------
