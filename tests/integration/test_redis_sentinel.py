@@ -1,5 +1,5 @@
 """Issue 12, Sentinel: nodes whose SIGNAL_REDIS_URL is redis+sentinel://
-(docs/configuration.md, "Redis Sentinel"). A master, a replica and three
+(docs/configuration.md, "Sentinel"). A master, a replica and three
 sentinels of Debian's redis-sentinel on loopback, with a quorum of 2 and short
 timeouts, written in the test's own directory (sentinels rewrite their
 configuration file); the package's own service, if it runs, is never used.
