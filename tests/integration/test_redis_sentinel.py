@@ -9,7 +9,8 @@ publish +switch-master, the nodes reconnect to it, resubscribe and restore
 their presence, and signals flow across nodes again within RECOVER (printed:
 the time from the kill to the first signal across). Also: an unreachable
 first sentinel (the second answers), and a server that is not the master
-(ROLE), which never gets a node's writes."""
+(ROLE), which never gets a node's writes; a Sentinel URL as one shard of
+several."""
 
 import os
 import shutil
@@ -19,7 +20,7 @@ import time
 import pytest
 
 from harness import (HOST, REDIS_SERVER, T, Inbox, Redis, RedisConn, c_only, free_port, join, new_room,
-                     poll, start_cluster)
+                     poll, shard_of, start_cluster)
 from wsclient import Timeout
 
 pytestmark = [pytest.mark.cluster, c_only]
@@ -132,6 +133,28 @@ def roster(box, welcome_ids):
     return known
 
 
+def room_on(shard, n):
+    while True:
+        room = new_room()
+        if shard_of(room, n) == shard:
+            return room
+
+
+def first_across(sender, box, timeout):
+    """sender sends a numbered offer every 100 ms until box's member gets one; returns the seconds it took."""
+    start, n = time.monotonic(), 0
+    while True:
+        assert time.monotonic() - start < timeout, f"no signal across within {timeout} s"
+        n += 1
+        sender.send("offer", {"n": n})
+        try:
+            box.wait_for(lambda p: p.get("type") == "webrtc.signal" and p["data"].get("type") == "offer"
+                         and p["data"]["senderAccountId"] == sender.sub, timeout=0.1)
+            return time.monotonic() - start
+        except Timeout:
+            pass
+
+
 def test_master_killed_during_a_call(sentinels, nodes):
     """The master is SIGKILLed during a call across two nodes: signals flow again and
     presence is right within RECOVER; the old master, restarted, gets no node's writes."""
@@ -147,19 +170,7 @@ def test_master_killed_during_a_call(sentinels, nodes):
     boxes = {m.sub: Inbox(m) for m in (a, b)}
     old = sentinels.master.port
     sentinels.master.stop()
-    killed = time.monotonic()
-    # a sends a numbered offer every 100 ms until b gets one: the first across.
-    n, first = 0, None
-    while first is None:
-        assert time.monotonic() - killed < RECOVER, f"no signal across within {RECOVER} s\n{n1.logs()}\n{n2.logs()}"
-        n += 1
-        a.send("offer", {"n": n})
-        try:
-            first = boxes[b.sub].wait_for(lambda p: p.get("type") == "webrtc.signal"
-                                          and p["data"].get("type") == "offer", timeout=0.1)
-        except Timeout:
-            pass
-    took = time.monotonic() - killed
+    took = first_across(a, boxes[b.sub], RECOVER)
     print(f"\nsentinel failover: master killed -> first signal across in {took:.2f} s "
           f"(down-after {DOWN_AFTER_MS} ms)")
     assert sentinels.master_port() == sentinels.replica.port
@@ -193,6 +204,31 @@ def test_master_killed_during_a_call(sentinels, nodes):
         assert node_clients(old) == []
     finally:
         back.stop()
+
+
+def test_one_shard_of_several(sentinels, nodes, tmp_base):
+    """A Sentinel URL as one shard of SIGNAL_REDIS_URL beside a plain one: the
+    master's failover leaves the other shard's rooms untouched, and its own
+    rooms recover."""
+    plain = Redis(tmp_base)
+    try:
+        n1, n2 = start_cluster(nodes, f"{sentinels.url()},{plain.url}", 2, name="sentinel-shard")
+        calls = []
+        for shard in (0, 1):
+            room = room_on(shard, 2)
+            a = join(n1, room)
+            b = join(n2, room)
+            a.expect_joined(b)
+            calls.append((a, Inbox(b)))
+        sentinels.master.stop()
+        # The plain shard's call goes on at once (well before any failover ends) ...
+        (a, box) = calls[1]
+        assert first_across(a, box, T) < DOWN_AFTER_MS / 1000
+        # ... and the Sentinel shard's comes back.
+        (a, box) = calls[0]
+        first_across(a, box, RECOVER)
+    finally:
+        plain.stop()
 
 
 def test_first_sentinel_unreachable(sentinels, nodes):
