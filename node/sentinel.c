@@ -21,8 +21,9 @@
  * the same network answers in a millisecond, and with three sentinels a dead
  * one costs an attempt half a second. */
 #define ASK_TIMEOUT_MS 500
-/* After a failed attempt to watch, the next sentinel is tried this much
- * later (at once after a watch that was up is lost). */
+/* The watch tries the next sentinel at once, and pauses this long only when
+ * a whole round of them failed, so that a dead sentinel first in the list
+ * does not leave the failovers unwatched. */
 #define WATCH_RETRY_MS 1000
 
 struct watcher {
@@ -40,6 +41,7 @@ struct sentinel {
     struct watcher *watchers; /* the connections to this master */
     redisAsyncContext *sub;   /* the watch's connection, or NULL */
     size_t at;                /* the sentinel it is to */
+    size_t failures;          /* attempts to watch that failed in a row */
     bool subscribed, warned;
     struct event *timer; /* the watch's connect timeout, or its next attempt */
     struct sentinel *next;
@@ -219,7 +221,7 @@ void sentinel_ask_cancel(struct sentinel_ask *q)
 static void watch_start(struct sentinel *s);
 
 /* The watch's connection is gone or never came: the next sentinel, at once
- * if this one was watching, else after WATCH_RETRY_MS. */
+ * unless every one failed since the watch was last up. */
 static void watch_lost(struct sentinel *s, const char *why)
 {
     const struct redis_host *h = &s->hosts[s->at];
@@ -233,7 +235,10 @@ static void watch_lost(struct sentinel *s, const char *why)
                   h->port, why);
     s->warned = true;
     s->at = (s->at + 1) % s->n_hosts;
-    timer_add_ms(s->timer, s->subscribed ? 0 : WATCH_RETRY_MS);
+    bool round = !s->subscribed && ++s->failures >= s->n_hosts;
+    if (round)
+        s->failures = 0;
+    timer_add_ms(s->timer, round ? WATCH_RETRY_MS : 0);
     s->subscribed = false;
 }
 
@@ -285,6 +290,7 @@ static void on_watch_event(redisAsyncContext *ac, void *reply_, void *privdata)
         evtimer_del(s->timer);
         s->subscribed = true;
         s->warned = false;
+        s->failures = 0;
         log_info("redis_sentinel_watching", "redis sentinel: following master %s on %s:%d", s->name,
                  h->host, h->port);
     } else if (!strcmp(kind, "message") && reply->element[2]->type == REDIS_REPLY_STRING) {
