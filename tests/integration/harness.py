@@ -221,7 +221,9 @@ class Node:
         env.setdefault("SIGNAL_DRAIN_CLOSE_S", "0")
         # Membership `redis` with several shards must name its Redis: the
         # tests write their sets to the first shard (RedisShards.command).
-        shards = env.get("SIGNAL_REDIS_URL", "").split(",")
+        # A comma starts a shard only before a scheme: a Sentinel URL's
+        # commas separate its sentinels.
+        shards = re.split(r",(?=redis://|rediss://|redis\+sentinel://)", env.get("SIGNAL_REDIS_URL", ""))
         if env.get("SIGNAL_MEMBERSHIP") == "redis" and len(shards) > 1:
             env.setdefault("SIGNAL_MEMBERSHIP_REDIS_URL", shards[0])
         if prefix != "/api":

@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from harness import (HOST, REDIS_SERVER, T, Inbox, Redis, RedisConn, c_only, free_port, join, new_room,
-                     poll, shard_of, start_cluster)
+from harness import (HOST, REDIS_SERVER, T, Inbox, Redis, RedisConn, c_only, free_port, join, new_account,
+                     new_room, poll, shard_of, start_cluster)
 from wsclient import Timeout
 
 pytestmark = [pytest.mark.cluster, c_only]
@@ -36,7 +36,7 @@ FAILOVER_TIMEOUT_MS = 5000
 # box and the sentinels' randomised election delays.
 RECOVER = 20
 # The commands a node sends, as the last command CLIENT LIST shows.
-NODE_COMMANDS = {"evalsha", "eval", "publish", "subscribe", "set", "sadd", "multi", "exec", "script|load",
+NODE_COMMANDS = {"evalsha", "eval", "publish", "subscribe", "sismember", "set", "sadd", "multi", "exec", "script|load",
                  "script", "select", "auth", "client|list", "role"}
 
 
@@ -232,17 +232,28 @@ def test_one_shard_of_several(sentinels, nodes, tmp_base):
 
 
 def test_first_sentinel_unreachable(sentinels, nodes):
-    """Nothing listens where the first sentinel should be: the second one is asked."""
+    """Nothing listens where the first sentinel should be: the second one is asked,
+    by the bus's connections and by membership `redis`'s (the same URL), which
+    share one watch per node."""
     url = sentinels.url([free_port()] + sentinels.ports[1:])
-    n1, n2 = start_cluster(nodes, url, 2, name="sentinel-skip")
+    n1, n2 = start_cluster(nodes, url, 2, {"SIGNAL_MEMBERSHIP": "redis"}, name="sentinel-skip")
+    for n in (n1, n2):
+        poll(lambda: n.http("GET", "/readyz").status == 200, what="the node ready (membership too)")
     room = new_room()
-    a = join(n1, room)
-    b = join(n2, room)
+    a_sub, b_sub = new_account("a"), new_account("b")
+    assert sentinels.master.command("SADD", f"chat:{room}:members", a_sub, b_sub) == 2
+    a = join(n1, room, a_sub, rooms=None)
+    b = join(n2, room, b_sub, rooms=None)
     assert [p["accountId"] for p in b.welcome["data"]["participants"]] == [a.sub]
     a.expect_joined(b)
     b.send("offer", {"n": 1})
     assert a.expect_signal("offer", b)["data"] == {"n": 1}
-    assert len(node_clients(sentinels.master.port)) >= 4  # 2 nodes x publisher, subscriber
+    assert len(node_clients(sentinels.master.port)) == 6  # 2 nodes x publisher, subscriber, membership
+    for n in (n1, n2):  # one watch, on the second sentinel; the first one's failure logged once
+        poll(lambda: "redis_sentinel_watching" in n.stderr(), what="the node to follow the master")
+        assert n.stderr().count("redis_sentinel_watching") == 1, n.logs()
+        assert f"following master {MASTER} on {HOST}:{sentinels.ports[1]}" in n.stderr(), n.logs()
+        assert n.stderr().count("redis_sentinel_watch_lost") == 1, n.logs()
 
 
 def test_a_replica_is_never_written(sentinels, nodes, tmp_base):
