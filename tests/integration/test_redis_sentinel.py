@@ -170,14 +170,17 @@ def test_master_killed_during_a_call(sentinels, nodes):
     boxes = {m.sub: Inbox(m) for m in (a, b)}
     old = sentinels.master.port
     sentinels.master.stop()
+    killed = time.monotonic()
     took = first_across(a, boxes[b.sub], RECOVER)
-    print(f"\nsentinel failover: master killed -> first signal across in {took:.2f} s "
-          f"(down-after {DOWN_AFTER_MS} ms)")
+    # The other way needs the other two connections (b's node publishing, a's
+    # subscribed), which may come back a moment later: the same loop.
+    first_across(b, boxes[a.sub], RECOVER)
+    both = time.monotonic() - killed
+    print(f"\nsentinel failover: master killed -> first signal across in {took:.2f} s, "
+          f"both ways in {both:.2f} s (down-after {DOWN_AFTER_MS} ms)")
+    assert both < RECOVER
     assert sentinels.master_port() == sentinels.replica.port
-    # Both ways, and presence: a third member's welcome, the others' user-joined.
-    b.send("answer", {"after": "failover"})
-    assert boxes[a.sub].wait_for(lambda p: p.get("type") == "webrtc.signal" and p["data"].get("type") == "answer",
-                                 timeout=T)["data"]["data"] == {"after": "failover"}
+    # Presence: a third member's welcome on each node, the others' user-joined and user-left.
     for node in (n1, n2):
         c = join(node, room)
         assert sorted(p["accountId"] for p in c.welcome["data"]["participants"]) == sorted([a.sub, b.sub])
