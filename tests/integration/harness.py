@@ -735,10 +735,27 @@ def cluster_env(redis_url, node_id, env=None):
     return e
 
 
+def wait_ready(node, timeout=T):
+    """Waits until node's /readyz answers 200; returns node. A node with membership
+    `redis` answers joins 1013 until its membership connection is up, a moment after
+    its port opens: tests that join at once wait for this first. The reference
+    server has no /readyz: it is taken as ready."""
+    if IS_PEER:
+        return node
+    poll(lambda: http_request(HOST, node.port, "GET", "/readyz", timeout=timeout).status,
+         until=lambda status: status == 200, timeout=timeout, what=f"{node.port}/readyz 200")
+    return node
+
+
 def start_cluster(nodeset, redis_url, n=3, env=None, name="node"):
-    """n nodes of nodeset sharing the Redis at redis_url, each with its own (unique) SIGNAL_NODE_ID."""
+    """n nodes of nodeset sharing the Redis at redis_url, each with its own (unique)
+    SIGNAL_NODE_ID; with membership `redis`, once each is ready (wait_ready)."""
     tag = uuid.uuid4().hex[:6]
-    return [nodeset.start(cluster_env(redis_url, f"{name}-{tag}-{i}", env)) for i in range(n)]
+    out = [nodeset.start(cluster_env(redis_url, f"{name}-{tag}-{i}", env)) for i in range(n)]
+    if (env or {}).get("SIGNAL_MEMBERSHIP") == "redis":
+        for nd in out:
+            wait_ready(nd)
+    return out
 
 
 _ROOM_IN_PATH = re.compile(r"/chat/realtime/([^/?]+)")

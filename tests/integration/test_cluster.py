@@ -14,7 +14,7 @@ import time
 import pytest
 
 from harness import (IS_PEER, T, Inbox, Redis, c_only, cluster_env, is_signal, join, new_account, new_room,
-                     parse_iso, poll, shared_spread, start_cluster, token)
+                     parse_iso, poll, shared_spread, start_cluster, token, wait_ready)
 
 pytestmark = pytest.mark.cluster
 
@@ -607,8 +607,8 @@ def test_membership_redis_url_apart_from_the_bus(own_redis, nodes, redis):
     a.expect_signal("offer", b)
     assert redis.keys(f"signal:presence:{room}") == [f"signal:presence:{room}"]
     assert m.keys("signal:*") == []
-    solo = nodes.start({"SIGNAL_MEMBERSHIP": "redis", "SIGNAL_MEMBERSHIP_REDIS_URL": m.url,
-                        "SIGNAL_NODE_ID": "mship-solo"})
+    solo = wait_ready(nodes.start({"SIGNAL_MEMBERSHIP": "redis", "SIGNAL_MEMBERSHIP_REDIS_URL": m.url,
+                                   "SIGNAL_NODE_ID": "mship-solo"}))
     s = join(solo, room, a_sub, rooms=None)
     assert s.welcome["data"]["participants"] == []  # no bus: a room of its own
     assert solo.connect(room, token(stranger, [room])).recv_close(T).code == 4403

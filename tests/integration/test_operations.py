@@ -15,7 +15,8 @@ import time
 import pytest
 
 from harness import (HOST, SECRET, T, Member, Redis, c_only, claims_for, cluster_env, free_port, join,
-                     join_room, make_jwt, new_account, new_room, poll, run_node_once, token)
+                     join_room, make_jwt, new_account, new_room, poll, run_node_once, token,
+                     wait_ready)
 from wsclient import HandshakeError, WSClient, WSClosed, http_request
 
 pytestmark = c_only
@@ -460,8 +461,8 @@ def test_no_token_secret_or_payload_in_any_log_line(nodes, tmp_base):
     payload = "PAYLOAD-" + new_account()
     redis = Redis(tmp_base, password="redis-pass-" + new_account())
     env = {"SIGNAL_LOG_LEVEL": "debug", "SIGNAL_MEMBERSHIP": "redis"}
-    n1 = nodes.start(cluster_env(redis.url, f"sec-{new_account()}", env))
-    n2 = nodes.start(cluster_env(redis.url, f"sec-{new_account()}", env))
+    n1 = wait_ready(nodes.start(cluster_env(redis.url, f"sec-{new_account()}", env)))
+    n2 = wait_ready(nodes.start(cluster_env(redis.url, f"sec-{new_account()}", env)))
     room = new_room()
     redis.command("SADD", f"chat:{room}:members", "a-" + payload[8:], "b-" + payload[8:])
     a_claims = claims_for("a-" + payload[8:], [room])

@@ -9,14 +9,14 @@ import time
 import pytest
 
 from harness import (BAD_REQUEST, FORBIDDEN, HOST, T, Redis, RedisConn, c_only, claims_for, free_port, join,
-                     make_jwt, new_account, new_room, token)
+                     make_jwt, new_account, new_room, token, wait_ready)
 from wsclient import HandshakeError, WSClosed
 
 
 @pytest.fixture(scope="module")
 def rnode(module_nodes, redis):
-    return module_nodes.start({"SIGNAL_MEMBERSHIP": "redis", "SIGNAL_REDIS_URL": redis.url,
-                               "SIGNAL_NODE_ID": "redis-member-node"})
+    return wait_ready(module_nodes.start({"SIGNAL_MEMBERSHIP": "redis", "SIGNAL_REDIS_URL": redis.url,
+                                          "SIGNAL_NODE_ID": "redis-member-node"}))
 
 
 def add_member(redis, room, sub, key="chat:{room}:members"):
@@ -134,8 +134,9 @@ def test_bad_token_still_401_at_http(rnode, redis):
 
 
 def test_custom_membership_key(nodes, redis):
-    n = nodes.start({"SIGNAL_MEMBERSHIP": "redis", "SIGNAL_REDIS_URL": redis.url,
-                     "SIGNAL_MEMBERSHIP_KEY": "room:{room}:who", "SIGNAL_NODE_ID": "custom-key-node"})
+    n = wait_ready(nodes.start({"SIGNAL_MEMBERSHIP": "redis", "SIGNAL_REDIS_URL": redis.url,
+                                "SIGNAL_MEMBERSHIP_KEY": "room:{room}:who",
+                                "SIGNAL_NODE_ID": "custom-key-node"}))
     room = new_room()
     sub = new_account()
     add_member(redis, room, sub)  # the default key: not consulted
