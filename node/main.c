@@ -294,6 +294,15 @@ static int start(struct node *n, int argc, char **argv)
         break;
     }
     log_init(n->cfg.log_level, n->cfg.log_format, n->cfg.node_id);
+    /* The port is bound below, well before the loop can handle a SIGTERM:
+     * one that comes meanwhile (an orchestrator that stops a pod as it
+     * starts) waits, blocked, for the loop instead of killing the node
+     * without its goodbye. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_signals, NULL);
     if (server_check_listen(n, err, sizeof(err)) < 0) {
         fprintf(stderr, "signal-node: %s\n", err);
         return 2;
@@ -336,6 +345,7 @@ static int start(struct node *n, int argc, char **argv)
     n->sig_int = evsignal_new(n->evb, SIGINT, on_signal, n);
     evsignal_add(n->sig_term, NULL);
     evsignal_add(n->sig_int, NULL);
+    sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
     /* Active events of one priority run in order, and this one is made
      * active after the events that queue frames: it runs last. */
     n->flush_ev = event_new(n->evb, -1, 0, conn_flush_all, n);
