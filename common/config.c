@@ -701,10 +701,12 @@ int redis_url_parse(const char *url, struct redis_url *out)
     const char *hosts_end = slash ? slash : end;
     if (!sentinel) {
         struct redis_host h;
-        if (parse_host(p, hosts_end, 6379, &h) < 0 || parse_db(hosts_end, end, &out->db) < 0)
+        if (parse_host(p, hosts_end, 6379, &h) < 0)
             goto bad;
-        out->host = h.host;
+        out->host = h.host; /* owned by out from here, freed with it */
         out->port = h.port;
+        if (parse_db(hosts_end, end, &out->db) < 0)
+            goto bad;
         make_label(out, h.host, false);
         return 0;
     }

@@ -212,6 +212,8 @@ Test(config, redis_urls)
     cr_assert_eq(redis_url_parse("redis://host:1/x", &u), -1);
     cr_assert_eq(redis_url_parse("redis://:1", &u), -1);
     cr_assert_eq(redis_url_parse("http://host:1", &u), -1);
+    cr_assert_eq(redis_url_parse("redis://127.0.0.1:6379/abc", &u), -1, "a bad db, host freed");
+    cr_assert_null(u.host);
     cr_assert_eq(redis_url_parse("redis://[::1:7000", &u), -1);
 }
 
