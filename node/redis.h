@@ -13,6 +13,12 @@
 
 #include "config.h"
 
+/* Debian 12 installs hiredis 0.14's headers; the node is built against the
+ * hiredis 1.2.0 that tools/setup.sh builds, which CMakeLists.txt puts first. */
+#if !defined(HIREDIS_MAJOR) || HIREDIS_MAJOR < 1
+#error "hiredis 0.14 headers found: build with -DSIGNAL_HIREDIS_PREFIX from tools/setup.sh"
+#endif
+
 struct redis;
 typedef void (*redis_state_fn)(void *arg, bool up);
 

@@ -5,6 +5,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$root/build}
 shift || true
-lws_prefix=$("$root/tools/setup.sh")
-cmake -S "$root" -B "$dir" -DSIGNAL_LWS_PREFIX="$lws_prefix" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON "$@" >/dev/null
+# setup.sh prints the cmake arguments for the libraries it built, one a line.
+deps=$("$root/tools/setup.sh")
+mapfile -t deps_args <<<"$deps"
+cmake -S "$root" -B "$dir" "${deps_args[@]}" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON "$@" >/dev/null
 cmake --build "$dir" -j"$(nproc)" >/dev/null

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Installs what signal-node needs to build and test on Debian 12, builds the
-# libwebsockets it links against, and installs the browser client's npm
+# libwebsockets and hiredis it links against, and installs the browser client's npm
 # development packages (web/node_modules). Safe to run again: each step is skipped when
 # its result is already there, so the common case costs a second.
 #
 # Debian's libwebsockets is built without libevent support, so we build the same
 # 4.1.6 from Debian's source package, static, into a cache folder outside the
 # build tree (SIGNAL_DEPS_DIR, default ~/.cache/signal-node), with the small
-# fixes in tools/patches/.
+# fixes in tools/patches/. Debian 12's hiredis (0.14) has no TLS, so hiredis
+# 1.2.0 comes from Debian 13's source package (a deb-src entry only: no trixie
+# binary package is ever installed), static, with its TLS library, into the
+# same folder.
 #
 #   tools/setup.sh               everything the build and every test need (the default)
 #   tools/setup.sh --build-only  only what the build and the unit tests need (docker/Dockerfile
 #                                uses it): no redis-server, HAProxy, Python, podman,
 #                                chromium, Node.js or npm packages
-# Prints the libwebsockets prefix to pass to cmake as -DSIGNAL_LWS_PREFIX.
+# Prints the cmake arguments that point the build at both, one a line:
+# -DSIGNAL_LWS_PREFIX=... and -DSIGNAL_HIREDIS_PREFIX=...
 set -euo pipefail
 
 MODE=all
@@ -37,10 +41,15 @@ LWS_FLAGS=(-DLWS_WITH_LIBEVENT=ON -DLWS_WITH_EVLIB_PLUGINS=OFF -DDISABLE_WERROR=
   -DCMAKE_BUILD_TYPE=Release -DCMAKE_POSITION_INDEPENDENT_CODE=ON)
 PATCHES=("$(cd "$(dirname "$0")" && pwd)"/patches/lws-*.patch)
 STAMP="$LWS_VERSION ${LWS_FLAGS[*]} $(cat "${PATCHES[@]}" | sha256sum | cut -c1-16)"
+HIREDIS_VERSION=1.2.0
+HIREDIS_PREFIX=$DEPS_DIR/hiredis-$HIREDIS_VERSION
+# hiredis's Makefile variables; changing them rebuilds hiredis.
+HIREDIS_FLAGS=(USE_SSL=1 OPTIMIZATION=-O2)
+HIREDIS_STAMP="$HIREDIS_VERSION ${HIREDIS_FLAGS[*]}"
 
 # The build and the unit tests (ctest).
 PACKAGES=(build-essential cmake pkg-config dpkg-dev libssl-dev zlib1g-dev libcap-dev
-  libevent-dev libhiredis-dev libjansson-dev libjwt-dev libcriterion-dev uthash-dev libjemalloc-dev)
+  libevent-dev libjansson-dev libjwt-dev libcriterion-dev uthash-dev libjemalloc-dev)
 # The integration tests: Redis and its Sentinel (redis-sentinel also installs
 # and enables a service on port 26379 watching "mymaster" at 127.0.0.1:6379;
 # the tests start their own sentinels on free ports and never use it), HAProxy,
@@ -84,9 +93,12 @@ install_packages() {
   $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
 
+TRIXIE_SRC=/etc/apt/sources.list.d/signal-node-trixie-src.sources
+
 enable_deb_src() {
   local list=/etc/apt/sources.list.d/signal-node-src.sources
-  if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
+  if ! grep -rqs --exclude="${TRIXIE_SRC##*/}" '^Types:.*deb-src' /etc/apt/sources.list.d/ &&
+    ! grep -qs '^deb-src' /etc/apt/sources.list; then
     log "adding a deb-src entry for bookworm ($list)"
     $SUDO tee "$list" >/dev/null <<'SRC'
 Types: deb-src
@@ -109,8 +121,8 @@ build_lws() {
   trap 'rm -rf "$work"' RETURN
   log "building libwebsockets $LWS_VERSION from Debian's source package (about 15 s)"
   # apt-get source unpacks the package with Debian's patches applied; any
-  # Debian revision of 4.1.6 will do.
-  if ! (cd "$work" && apt-get source libwebsockets >"$work/source.log" 2>&1) ||
+  # Debian revision of 4.1.6 will do (bookworm's: trixie's is newer).
+  if ! (cd "$work" && apt-get source libwebsockets/bookworm >"$work/source.log" 2>&1) ||
     [ ! -d "$work/libwebsockets-$LWS_VERSION" ]; then
     cat "$work/source.log" >&2
     log "could not get libwebsockets $LWS_VERSION from Debian's source packages"
@@ -128,9 +140,51 @@ build_lws() {
   echo "$STAMP" >"$LWS_PREFIX/.stamp"
 }
 
+# Debian 13's source packages, for hiredis: a file of its own, with source
+# packages only, so that apt never installs a trixie binary package.
+enable_trixie_src() {
+  [ -f "$TRIXIE_SRC" ] && return 0
+  log "adding a deb-src entry for trixie ($TRIXIE_SRC)"
+  $SUDO tee "$TRIXIE_SRC" >/dev/null <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  $SUDO apt-get update -qq
+}
+
+build_hiredis() {
+  if [ -f "$HIREDIS_PREFIX/.stamp" ] && [ "$(cat "$HIREDIS_PREFIX/.stamp")" = "$HIREDIS_STAMP" ]; then
+    return 0
+  fi
+  enable_trixie_src
+  local work
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  log "building hiredis $HIREDIS_VERSION with TLS from Debian 13's source package (a few seconds)"
+  # Any Debian revision of 1.2.0 will do.
+  if ! (cd "$work" && apt-get source hiredis/trixie >"$work/source.log" 2>&1) ||
+    [ ! -d "$work/hiredis-$HIREDIS_VERSION" ]; then
+    cat "$work/source.log" >&2
+    log "could not get hiredis $HIREDIS_VERSION from Debian 13's source packages"
+    exit 1
+  fi
+  rm -rf "$HIREDIS_PREFIX"
+  # LIBRARY_PATH is the Makefile's install folder, but also a variable of
+  # gcc's that the environment may hold (a list of folders): named here.
+  make -C "$work/hiredis-$HIREDIS_VERSION" -j"$(nproc)" "${HIREDIS_FLAGS[@]}" PREFIX="$HIREDIS_PREFIX" \
+    LIBRARY_PATH=lib install >"$work/build.log" 2>&1 || { tail -50 "$work/build.log" >&2; exit 1; }
+  # The Makefile installs shared libraries and CMake files too: without them
+  # nothing can link this hiredis but statically.
+  rm -rf "$HIREDIS_PREFIX"/lib/*.so* "$HIREDIS_PREFIX/lib/cmake"
+  echo "$HIREDIS_STAMP" >"$HIREDIS_PREFIX/.stamp"
+}
+
 # npm ci in web/ when node_modules is missing or older than the lock file
 # (npm writes node_modules/.package-lock.json at each install). Its output goes
-# to stderr: stdout carries only the libwebsockets prefix.
+# to stderr: stdout carries only the cmake arguments.
 install_npm_packages() {
   [ -f "$WEB_DIR/package-lock.json" ] || return 0
   [ "$WEB_DIR/package-lock.json" -nt "$WEB_DIR/node_modules/.package-lock.json" ] || return 0
@@ -140,5 +194,7 @@ install_npm_packages() {
 
 install_packages
 build_lws
+build_hiredis
 [ "$MODE" = build ] || install_npm_packages
-echo "$LWS_PREFIX"
+echo "-DSIGNAL_LWS_PREFIX=$LWS_PREFIX"
+echo "-DSIGNAL_HIREDIS_PREFIX=$HIREDIS_PREFIX"
