@@ -64,7 +64,7 @@ static int send_call(struct script_call *c, bool whole)
     for (int i = 0; i < c->argc; i++)
         argv[i + 2] = c->argv[i];
     char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, c->argc + 2, argv, NULL);
+    long long len = redisFormatCommandArgv(&cmd, c->argc + 2, argv, NULL);
     free(argv);
     if (len < 0)
         return -1; /* out of memory in hiredis */

@@ -13,6 +13,8 @@
 #include "timer.h"
 #include "xalloc.h"
 
+/* From the TCP connect to the handshake's last reply; hiredis's own
+ * connect_timeout would end with the TCP connect. */
 #define CONNECT_TIMEOUT_MS 2000
 #define BACKOFF_MIN_MS 100
 /* With up to 50 % jitter a node retries at least every 1.5 s, so the cluster
@@ -142,7 +144,7 @@ static void on_handshake(redisAsyncContext *ac, void *reply_, void *last)
     }
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+static void on_connect(redisAsyncContext *ac, int status)
 {
     struct redis *r = ac->data;
     if (status != REDIS_OK) {
@@ -152,17 +154,16 @@ static void on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     r->connected = true; /* the timeout runs on until AUTH/SELECT are done */
-    redisAsyncContext *w = (redisAsyncContext *)ac;
     bool select = r->url.db != 0;
     if (r->url.password) {
         if (r->url.user)
-            redisAsyncCommand(w, on_handshake, NULL, "AUTH %s %s", r->url.user, r->url.password);
+            redisAsyncCommand(ac, on_handshake, NULL, "AUTH %s %s", r->url.user, r->url.password);
         else
-            redisAsyncCommand(w, on_handshake, NULL, "AUTH %s", r->url.password);
+            redisAsyncCommand(ac, on_handshake, NULL, "AUTH %s", r->url.password);
     }
     if (select)
-        redisAsyncCommand(w, on_handshake, NULL, "SELECT %d", r->url.db);
-    redisAsyncCommand(w, on_handshake, &last_step, "ROLE");
+        redisAsyncCommand(ac, on_handshake, NULL, "SELECT %d", r->url.db);
+    redisAsyncCommand(ac, on_handshake, &last_step, "ROLE");
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -199,7 +200,8 @@ void redis_drop(struct redis *r, const char *why)
 
 /* ---- the adapter between hiredis and the loop ---- */
 
-/* As hiredis's own libevent adapter, with two differences: a read wakeup
+/* As hiredis's own libevent adapter, less its timer (the node sets none of
+ * hiredis's timeouts), with two differences: a read wakeup
  * drains the socket (up to MAX_READS_PER_WAKEUP), and Redis's events have
  * the loop's first priority (main.c sets up two), so that when the node is
  * saturated it reads Redis before its clients and Redis never has to cut
@@ -306,7 +308,7 @@ static void start_connect(struct redis *r)
     }
     ac->data = r;
     attach(r, ac);
-    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetConnectCallbackNC(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     r->ac = ac;
     timer_add_ms(r->connect_timeout, CONNECT_TIMEOUT_MS);

@@ -1,8 +1,10 @@
 /* A Redis connection on the node's libevent loop (hiredis async) that stays
  * up by itself: connect timeout, AUTH and SELECT from the URL, reconnect with
  * capped exponential backoff and jitter, one log line per state change.
- * hiredis 0.14 frees its context after the connect-failure and disconnect
- * callbacks and never reconnects, so this file owns all of that. */
+ * hiredis frees its context after the connect-failure and disconnect
+ * callbacks and never reconnects an async context, and its own connect
+ * timeout ends with the TCP connect, before AUTH and SELECT: so this file
+ * owns all of that. */
 #ifndef SIGNAL_REDIS_H
 #define SIGNAL_REDIS_H
 
