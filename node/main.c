@@ -236,22 +236,13 @@ static void make_instance(struct node *n)
              boot[1], boot[2], boot[3]);
 }
 
-/* The URL forms the configuration reads but the node cannot use yet
- * (TLS lands separately): true, with why. */
-static bool unsupported_redis(const struct config *c, char *why, size_t n)
+/* True when a Redis URL of the node, a shard's or membership's, is rediss://. */
+static bool wants_tls(const struct config *c)
 {
-    /* Every shard, then membership's own. */
-    for (size_t i = 0; i <= c->n_redis; i++) {
-        const struct redis_url *u = i < c->n_redis            ? &c->redis[i]
-                                    : c->membership_redis_url ? &c->membership_redis
-                                                              : NULL;
-        if (u && u->tls) {
-            snprintf(why, n, "%s: rediss:// is not supported yet",
-                     i < c->n_redis ? "SIGNAL_REDIS_URL" : "SIGNAL_MEMBERSHIP_REDIS_URL");
+    for (size_t i = 0; i < c->n_redis; i++)
+        if (c->redis[i].tls)
             return true;
-        }
-    }
-    return false;
+    return c->membership_redis_url && c->membership_redis.tls;
 }
 
 static void setup_bus(struct node *n)
@@ -307,7 +298,9 @@ static int start(struct node *n, int argc, char **argv)
         fprintf(stderr, "signal-node: %s\n", err);
         return 2;
     }
-    if (unsupported_redis(&n->cfg, err, sizeof(err))) {
+    /* A file that is readable but not PEM, or a key that does not match
+     * its certificate, stops the node here rather than at each connect. */
+    if (wants_tls(&n->cfg) && redis_tls_init(&n->cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "signal-node: %s\n", err);
         return 2;
     }
@@ -388,6 +381,7 @@ int main(int argc, char **argv)
     redis_free(n.membership_redis);
     if (n.bus)
         bus_free(n.bus);
+    redis_tls_free(); /* after the last connection that used it */
     if (n.membership)
         n.membership->ops->free(n.membership);
     if (n.sig_term)

@@ -1,7 +1,12 @@
-/* Self-healing hiredis async connection; see redis.h. */
+/* Self-healing hiredis async connection, in plain TCP or TLS; see redis.h. */
 #include "redis.h"
 
+#include <arpa/inet.h>
 #include <event2/event.h>
+#include <hiredis/hiredis_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +18,8 @@
 #include "timer.h"
 #include "xalloc.h"
 
-/* From the TCP connect to the handshake's last reply; hiredis's own
- * connect_timeout would end with the TCP connect. */
+/* From the TCP connect to the handshake's last reply, TLS included;
+ * hiredis's own connect_timeout would end with the TCP connect. */
 #define CONNECT_TIMEOUT_MS 2000
 #define BACKOFF_MIN_MS 100
 /* With up to 50 % jitter a node retries at least every 1.5 s, so the cluster
@@ -30,6 +35,9 @@
 
 static char last_step; /* privdata of the handshake's final command, ROLE */
 
+/* The process's TLS context, for every rediss:// connection (redis_tls_init). */
+static SSL_CTX *tls_ctx;
+
 struct redis {
     struct event_base *evb;
     struct redis_url url;
@@ -41,6 +49,8 @@ struct redis {
     struct sentinel *sentinel; /* redis+sentinel:// URLs: the master's watcher */
     struct sentinel_ask *ask;  /* asking the sentinels where the master is */
     redisAsyncContext *ac;
+    SSL *ssl;        /* r->ac's TLS session with rediss://, freed with it; else NULL */
+    bool cert_asked; /* in that session, Redis asked for a client certificate we lack */
     bool connected, ready, was_up, freeing, closing;
     bool warned;             /* about failing to connect, since it was last up */
     bool tried;              /* an attempt to connect has ended, one way or the other */
@@ -94,24 +104,52 @@ static void went_down(struct redis *r, const char *why)
     schedule_retry(r);
 }
 
+/* Why r's TLS session ssl failed, in buf (size n): the certificate
+ * check's verdict, or else OpenSSL's reason, or else what hiredis said (it
+ * reports a failed TLS read or write as a bare I/O error). A Redis that
+ * requires a client certificate and got none resets the connection after
+ * the handshake, before its alert can be read: that gets a hint. */
+static const char *tls_failure(const struct redis *r, const SSL *ssl, const char *said, char *buf,
+                               size_t n)
+{
+    long verify = SSL_get_verify_result(ssl);
+    const char *reason = ERR_reason_error_string(ERR_peek_last_error());
+    const char *hint = r->cert_asked ? "; Redis asked for a client certificate, and "
+                                       "SIGNAL_REDIS_TLS_CERT_FILE is unset"
+                                     : "";
+    if (verify != X509_V_OK)
+        snprintf(buf, n, "TLS: certificate refused: %s", X509_verify_cert_error_string(verify));
+    else if (reason)
+        snprintf(buf, n, "TLS: %s%s", reason, hint);
+    else
+        snprintf(buf, n, "%s%s", said, hint);
+    ERR_clear_error();
+    return buf;
+}
+
+/* Why ac failed, for the logs: hiredis's text, or with TLS tls_failure's. */
+static const char *failure(const struct redis *r, const redisAsyncContext *ac, char *buf, size_t n)
+{
+    return r->ssl ? tls_failure(r, r->ssl, ac->errstr, buf, n) : ac->errstr;
+}
+
 static void on_handshake(redisAsyncContext *ac, void *reply_, void *last)
 {
     struct redis *r = ac->data;
-    if (r->freeing || r->closing)
-        return;
     redisReply *reply = reply_;
+    /* No reply: the connection is gone, and on_disconnect says why. */
+    if (r->freeing || r->closing || !reply)
+        return;
     /* A ROLE refused by an ACL of an earlier release is let pass, except
      * with Sentinel, where a failover makes it matter. */
-    bool role_refused = last && !r->sentinel && reply && reply->type == REDIS_REPLY_ERROR;
-    if (!reply || (reply->type == REDIS_REPLY_ERROR && !role_refused)) {
-        const char *why = reply ? reply->str : "connection lost during AUTH/SELECT";
+    bool role_refused = last && !r->sentinel && reply->type == REDIS_REPLY_ERROR;
+    if (reply->type == REDIS_REPLY_ERROR && !role_refused) {
         if (!r->warned)
-            log_error("redis_handshake_failed", "redis %s: %s; retrying", r->name, why);
+            log_error("redis_handshake_failed", "redis %s: %s; retrying", r->name, reply->str);
         else
-            log_debug("redis_handshake_failed", "redis %s: %s", r->name, why);
+            log_debug("redis_handshake_failed", "redis %s: %s", r->name, reply->str);
         r->warned = true;
-        if (reply)
-            redisAsyncDisconnect(ac);
+        redisAsyncDisconnect(ac);
         return;
     }
     if (!last)
@@ -149,8 +187,10 @@ static void on_connect(redisAsyncContext *ac, int status)
     struct redis *r = ac->data;
     if (status != REDIS_OK) {
         evtimer_del(r->connect_timeout);
+        char buf[256];
+        const char *why = failure(r, ac, buf, sizeof(buf));
         r->ac = NULL; /* hiredis frees it after this callback */
-        went_down(r, ac->errstr);
+        went_down(r, why);
         return;
     }
     r->connected = true; /* the timeout runs on until AUTH/SELECT are done */
@@ -176,7 +216,10 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     evtimer_del(r->close_timeout);
     if (r->freeing || r->closing)
         return;
-    const char *why = r->drop_reason ? r->drop_reason : status == REDIS_OK ? "closed" : ac->errstr;
+    char buf[256];
+    const char *why = r->drop_reason       ? r->drop_reason
+                      : status == REDIS_OK ? "closed"
+                                           : failure(r, ac, buf, sizeof(buf));
     r->drop_reason = NULL;
     went_down(r, why);
 }
@@ -214,32 +257,52 @@ struct loop_events {
     struct event *rev, *wev;
 };
 
+/* True when there is more to read on r->ac: in the socket, or with TLS,
+ * already decrypted in OpenSSL's buffer, where the socket no longer shows
+ * it (its read-ahead stays off, so that nothing waits there undecrypted). */
+static bool has_input(const struct redis *r)
+{
+    int queued = 0;
+    if (r->ssl && SSL_pending(r->ssl) > 0)
+        return true;
+    return ioctl(r->ac->c.fd, FIONREAD, &queued) == 0 && queued > 0;
+}
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
-    (void)what;
+    (void)fd, (void)what;
     struct loop_events *e = arg;
     struct redis *r = e->r;
     redisAsyncContext *ac = e->ac;
     for (int i = 0; i < MAX_READS_PER_WAKEUP; i++) {
+        /* OpenSSL reads its error queue to tell a failure from a want-read,
+         * and other OpenSSL users of the thread (libjwt) may leave errors there. */
+        if (r->ssl)
+            ERR_clear_error();
         redisAsyncHandleRead(ac);
-        int queued = 0;
         /* The context is gone (and e with it) once the connection dropped. */
-        if (r->ac != ac || ioctl(fd, FIONREAD, &queued) != 0 || queued <= 0)
+        if (r->ac != ac || !has_input(r))
             return;
     }
+    /* More to read: the socket wakes the loop again, but for bytes that
+     * OpenSSL holds it would not until Redis sends more. */
+    if (r->ssl && SSL_pending(r->ssl) > 0)
+        event_active(e->rev, EV_READ, 0);
 }
 
 void redis_read_now(struct redis *r)
 {
-    int queued = 0;
-    if (r->connected && r->ac && ioctl(r->ac->c.fd, FIONREAD, &queued) == 0 && queued > 0)
+    if (r->connected && r->ac && has_input(r))
         on_readable(r->ac->c.fd, EV_READ, r->ac->ev.data);
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    redisAsyncHandleWrite(((struct loop_events *)arg)->ac);
+    struct loop_events *e = arg;
+    if (e->r->ssl)
+        ERR_clear_error(); /* as in on_readable */
+    redisAsyncHandleWrite(e->ac);
 }
 
 static void add_read(void *arg)
@@ -295,14 +358,66 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
     redis_drop(arg, "connect timeout");
 }
 
+/* OpenSSL asks when Redis requests a client certificate and none is set:
+ * none is sent, and a failure that follows says why (tls_failure). */
+static int on_cert_request(SSL *ssl, X509 **cert, EVP_PKEY **key)
+{
+    (void)cert, (void)key;
+    struct redis *r = SSL_get_app_data(ssl);
+    r->cert_asked = true;
+    return 0;
+}
+
+/* Puts ac in TLS with a session of tls_ctx that checks the certificate's
+ * name against the URL's host: hiredis's own TLS context would only send
+ * the name (SNI), never check it. Returns the session, or NULL with why
+ * (size n). */
+static SSL *start_tls(struct redis *r, redisAsyncContext *ac, char *why, size_t n)
+{
+    SSL *ssl = SSL_new(tls_ctx);
+    if (!ssl) {
+        snprintf(why, n, "TLS: out of memory");
+        return NULL;
+    }
+    r->cert_asked = false;
+    SSL_set_app_data(ssl, r); /* for on_cert_request */
+    const char *host = r->url.host;
+    unsigned char addr[16];
+    bool literal = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+    /* An IP address is checked against the certificate's IP entries, and
+     * is never sent as SNI (RFC 6066). */
+    bool ok = literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1
+                      : SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_set1_host(ssl, host) == 1;
+    if (!ok) {
+        snprintf(why, n, "TLS: cannot set the server name %s", host);
+        SSL_free(ssl);
+        return NULL;
+    }
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    ERR_clear_error();
+    /* This starts the handshake, which may end here on a fast network. */
+    if (redisInitiateSSL(&ac->c, ssl) != REDIS_OK) { /* ssl is still ours */
+        tls_failure(r, ssl, ac->c.errstr, why, n);
+        SSL_free(ssl);
+        return NULL;
+    }
+    return ssl;
+}
+
 static void start_connect(struct redis *r)
 {
     redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+    char why[256];
     if (!ac || ac->err) { /* a name that does not resolve, say */
-        char why[128];
         snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
+        went_down(r, why);
+        return;
+    }
+    r->ssl = NULL;
+    if (r->url.tls && !(r->ssl = start_tls(r, ac, why, sizeof(why)))) {
+        redisAsyncFree(ac);
         went_down(r, why);
         return;
     }
@@ -494,4 +609,57 @@ int redis_formatted(struct redis *r, redisCallbackFn *fn, void *privdata, const 
 size_t redis_unsent_bytes(const struct redis *r)
 {
     return r->ac ? sdslen(r->ac->c.obuf) : 0;
+}
+
+/* ---- TLS ---- */
+
+/* What OpenSSL says about its last error, for a start-up message. */
+static const char *tls_error(void)
+{
+    const char *reason = ERR_reason_error_string(ERR_peek_last_error());
+    return reason ? reason : "unknown error";
+}
+
+int redis_tls_init(const struct config *c, char *why, size_t n)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        snprintf(why, n, "TLS: %s", tls_error());
+        return -1;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_client_cert_cb(ctx, on_cert_request);
+    if (c->redis_tls_ca_file ? SSL_CTX_load_verify_locations(ctx, c->redis_tls_ca_file, NULL) != 1
+                             : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        snprintf(why, n, "SIGNAL_REDIS_TLS_CA_FILE: cannot load %s: %s",
+                 c->redis_tls_ca_file ? c->redis_tls_ca_file : "the system's CAs", tls_error());
+        goto fail;
+    }
+    if (c->redis_tls_cert_file &&
+        SSL_CTX_use_certificate_chain_file(ctx, c->redis_tls_cert_file) != 1) {
+        snprintf(why, n, "SIGNAL_REDIS_TLS_CERT_FILE: cannot load %s: %s", c->redis_tls_cert_file,
+                 tls_error());
+        goto fail;
+    }
+    if (c->redis_tls_key_file &&
+        (SSL_CTX_use_PrivateKey_file(ctx, c->redis_tls_key_file, SSL_FILETYPE_PEM) != 1 ||
+         SSL_CTX_check_private_key(ctx) != 1)) {
+        snprintf(why, n, "SIGNAL_REDIS_TLS_KEY_FILE: cannot use %s: %s", c->redis_tls_key_file,
+                 tls_error());
+        goto fail;
+    }
+    ERR_clear_error();
+    tls_ctx = ctx;
+    return 0;
+fail:
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return -1;
+}
+
+void redis_tls_free(void)
+{
+    SSL_CTX_free(tls_ctx);
+    tls_ctx = NULL;
 }

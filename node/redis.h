@@ -1,10 +1,11 @@
 /* A Redis connection on the node's libevent loop (hiredis async) that stays
- * up by itself: connect timeout, AUTH and SELECT from the URL, reconnect with
- * capped exponential backoff and jitter, one log line per state change.
- * hiredis frees its context after the connect-failure and disconnect
- * callbacks and never reconnects an async context, and its own connect
- * timeout ends with the TCP connect, before AUTH and SELECT: so this file
- * owns all of that. */
+ * up by itself: TLS with rediss:// (one context for the process; the
+ * server's certificate and its name are checked), connect timeout, AUTH and
+ * SELECT from the URL, reconnect with capped exponential backoff and jitter,
+ * one log line per state change. hiredis frees its context after the
+ * connect-failure and disconnect callbacks and never reconnects an async
+ * context, and its own connect timeout ends with the TCP connect, before
+ * TLS, AUTH and SELECT: so this file owns all of that. */
 #ifndef SIGNAL_REDIS_H
 #define SIGNAL_REDIS_H
 
@@ -61,5 +62,14 @@ void redis_each(redis_each_fn fn, void *arg);
 /* Drops a connection that stopped answering (callbacks get NULL replies) and
  * reconnects with the usual backoff. */
 void redis_drop(struct redis *r, const char *why);
+
+/* The TLS context of every rediss:// connection of the process: Redis's
+ * certificate must chain to SIGNAL_REDIS_TLS_CA_FILE (the system's CAs when
+ * unset), with the client certificate and key when set. Needed before
+ * redis_new with a rediss:// URL. Returns 0, or -1 with why (size n), which
+ * names the setting at fault. */
+int redis_tls_init(const struct config *c, char *why, size_t n);
+/* Frees it, once every connection is freed. */
+void redis_tls_free(void);
 
 #endif
