@@ -16,6 +16,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -364,18 +365,69 @@ class NodeSet:
             raise AssertionError("\n\n".join(errors))
 
 
+class Certificates:
+    """Certificates for TLS to Redis, made with openssl in dir (EC P-256, valid a day):
+    a CA (ca.pem) and, signed by it, a server certificate for localhost and 127.0.0.1
+    (server.pem, server.key), one for another name only, redis.elsewhere.test
+    (elsewhere.pem, elsewhere.key), and a client certificate (client.pem, client.key);
+    and another CA, trusted by nobody here (other-ca.pem)."""
+
+    def __init__(self, dir):
+        self.dir = dir
+        os.makedirs(dir, exist_ok=True)
+        self._ca("ca")
+        self._ca("other-ca")
+        self._leaf("server", "subjectAltName=DNS:localhost,IP:127.0.0.1")
+        self._leaf("elsewhere", "subjectAltName=DNS:redis.elsewhere.test")
+        self._leaf("client", "extendedKeyUsage=clientAuth")
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def _openssl(self, *args):
+        p = subprocess.run(["openssl", *args], cwd=self.dir, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        assert p.returncode == 0, f"openssl {' '.join(args)}: {p.stderr.decode()}"
+
+    def _ca(self, name):
+        self._openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                      "-days", "1", "-subj", f"/CN=signal-test {name}", "-keyout", f"{name}.key",
+                      "-out", f"{name}.pem")
+
+    def _leaf(self, name, extension):
+        with open(self.path(f"{name}.ext"), "w") as f:
+            f.write(extension + "\n")
+        self._openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                      "-subj", f"/CN=signal-test {name}", "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        self._openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                      "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
+
+    def client_context(self):
+        """The harness's own TLS client: trusts ca.pem and shows the client certificate,
+        whatever name the server's certificate has (the node's checks are under test, not these)."""
+        ctx = ssl.create_default_context(cafile=self.path("ca.pem"))
+        ctx.check_hostname = False
+        ctx.load_cert_chain(self.path("client.pem"), self.path("client.key"))
+        return ctx
+
+
 class Redis:
     """A throw-away redis-server on a free loopback port.
 
     password: started with --requirepass (the harness's own commands AUTH with it);
     args: more redis-server arguments (e.g. an ACL user); start=False: the port is
-    chosen but nothing listens on it until start() (a Redis that is down)."""
+    chosen but nothing listens on it until start() (a Redis that is down).
+    tls: Certificates: Redis speaks TLS only (--port 0 --tls-port port), with the
+    certificate named by cert ("server" or "elsewhere"), and asks for no client
+    certificate unless args say --tls-auth-clients yes; url is then rediss://."""
 
-    def __init__(self, tmpdir, port=None, password=None, args=(), start=True):
+    def __init__(self, tmpdir, port=None, password=None, args=(), start=True, tls=None, cert="server"):
         self.port = port or free_port()
         self.tmpdir = tmpdir
         self.password = password
         self.args = list(args)
+        self.tls = tls
+        self.cert = cert
         self.proc = None
         if start:
             self.start()
@@ -384,17 +436,24 @@ class Redis:
     def url(self):
         return self.url_for()
 
-    def url_for(self, user=None, password=None, db=None):
-        """redis://[user:password@]host:port[/db]; password defaults to the server's."""
+    def url_for(self, user=None, password=None, db=None, host=HOST):
+        """redis[s]://[user:password@]host:port[/db]; password defaults to the server's."""
         password = self.password if password is None else password
         auth = ""
         if password is not None:
             auth = f"{quote(user or '', safe='')}:{quote(password, safe='')}@"
-        return f"redis://{auth}{HOST}:{self.port}" + ("" if db is None else f"/{db}")
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{auth}{host}:{self.port}" + ("" if db is None else f"/{db}")
 
     def start(self):
         self.log_path = os.path.join(self.tmpdir, f"redis-{self.port}.log")
-        cmd = [REDIS_SERVER, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no",
+        ports = ["--port", str(self.port)]
+        if self.tls:
+            ports = ["--port", "0", "--tls-port", str(self.port),
+                     "--tls-cert-file", self.tls.path(f"{self.cert}.pem"),
+                     "--tls-key-file", self.tls.path(f"{self.cert}.key"),
+                     "--tls-ca-cert-file", self.tls.path("ca.pem"), "--tls-auth-clients", "no"]
+        cmd = [REDIS_SERVER, *ports, "--bind", HOST, "--save", "", "--appendonly", "no",
                "--enable-debug-command", "yes", "--dir", self.tmpdir, "--logfile", self.log_path]
         if self.password is not None:
             cmd += ["--requirepass", self.password]
@@ -430,9 +489,14 @@ class Redis:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def connection(self, timeout=5.0, db=None):
+        """A fresh RedisConn to this server (over TLS when it speaks TLS)."""
+        return RedisConn(self.port, timeout, password=self.password, db=db,
+                         tls=self.tls.client_context() if self.tls else None)
+
     def command(self, *args, timeout=5.0, db=None):
         """One command over a fresh connection (AUTH and SELECT db first when needed); returns the decoded reply."""
-        with RedisConn(self.port, timeout, password=self.password, db=db) as r:
+        with self.connection(timeout, db=db) as r:
             return r.call(*args)
 
     # -- pub/sub and keys, as the tests look at them --
@@ -447,7 +511,7 @@ class Redis:
     def keys(self, pattern, db=None):
         """Every key matching pattern (SCAN, not KEYS), sorted."""
         found, cursor = set(), "0"
-        with RedisConn(self.port, password=self.password, db=db) as r:
+        with self.connection(db=db) as r:
             while True:
                 cursor, batch = r.call("SCAN", cursor, "MATCH", pattern, "COUNT", "1000")
                 found.update(batch)
@@ -541,10 +605,16 @@ def shared_redis(tmpdir):
 
 
 class RedisConn:
-    """A raw RESP connection (bounded by socket timeouts)."""
+    """A raw RESP connection (bounded by socket timeouts); tls: an ssl.SSLContext to speak TLS with."""
 
-    def __init__(self, port, timeout=5.0, password=None, user=None, db=None):
+    def __init__(self, port, timeout=5.0, password=None, user=None, db=None, tls=None):
         self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        if tls:
+            try:
+                self.sock = tls.wrap_socket(self.sock, server_hostname=HOST)
+            except BaseException:
+                self.sock.close()
+                raise
         self.buf = b""
         try:
             if password is not None:

@@ -1,0 +1,156 @@
+"""Issue 12, TLS to Redis (docs/configuration.md, "TLS to Redis"): rediss:// URLs,
+Redis's certificate checked against SIGNAL_REDIS_TLS_CA_FILE and its name against
+the URL's host, client certificates for a Redis that requires them, for the bus
+and for membership `redis`. Certificates are made with openssl for the module
+(harness.Certificates); each Redis listens with TLS only (--port 0), so nothing
+here can pass over plain TCP. A refused connection leaves the node running and
+not ready, with one warning that names the Redis and the reason."""
+
+import json
+import os
+
+import pytest
+
+from harness import T, Certificates, Redis, c_only, cluster_env, join, new_account, new_room, poll, token
+from test_redis_membership import add_member, rjoin
+
+pytestmark = [pytest.mark.cluster, c_only]
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_base):
+    return Certificates(os.path.join(tmp_base, "tls"))
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tmp_base, certs):
+    """A Redis with TLS only, its certificate for localhost and 127.0.0.1, no client certificate asked."""
+    r = Redis(tmp_base, tls=certs)
+    yield r
+    r.stop()
+
+
+def tls_env(certs, url, node_id, ca="ca.pem", client=False, env=None):
+    """A cluster node's environment with a rediss:// URL, the CA file and, with client, the client certificate."""
+    e = cluster_env(url, node_id, env)
+    e["SIGNAL_REDIS_TLS_CA_FILE"] = certs.path(ca)
+    if client:
+        e["SIGNAL_REDIS_TLS_CERT_FILE"] = certs.path("client.pem")
+        e["SIGNAL_REDIS_TLS_KEY_FILE"] = certs.path("client.key")
+    return e
+
+
+def readyz(node):
+    r = node.http("GET", "/readyz")
+    return r.status, r.body.decode()
+
+
+def wait_ready(node):
+    poll(lambda: readyz(node)[0], until=lambda s: s == 200, what="/readyz 200")
+
+
+def refusals(node):
+    """The node's redis_connect_failed warnings (JSON log lines), as {role: message}."""
+    found = {}
+    for line in node.stderr().splitlines():
+        if line.startswith("{"):
+            e = json.loads(line)
+            if e.get("event") == "redis_connect_failed" and e.get("level") == "warn":
+                found.setdefault(e["msg"].split(":")[0], e["msg"])
+    return found
+
+
+def wait_refused(node, roles):
+    """Waits for a refusal warning of each role ("redis bus", ...); returns them. The node must
+    stay alive and not ready."""
+    got = poll(lambda: refusals(node), until=lambda f: all(r in f for r in roles),
+               what=f"redis_connect_failed for {roles}")
+    assert node.alive(), node.logs()
+    status, body = readyz(node)
+    assert status == 503 and "redis" in body, (status, body)
+    return got
+
+
+def test_good_ca_relays_a_signal_across_nodes(nodes, certs, tls_redis):
+    n1 = nodes.start(tls_env(certs, tls_redis.url, "tls-good-1"))
+    n2 = nodes.start(tls_env(certs, tls_redis.url, "tls-good-2"))
+    wait_ready(n1)
+    wait_ready(n2)
+    room = new_room()
+    a = join(n1, room)
+    b = join(n2, room)
+    a.expect_joined(b)
+    assert [p["accountId"] for p in b.welcome["data"]["participants"]] == [a.sub]
+    b.send("offer", {"sdp": "v=0 over TLS"}, to=a.sub)
+    assert a.expect_signal("offer", b)["data"] == {"sdp": "v=0 over TLS"}
+    a.send("answer", {"sdp": "v=0 back"})
+    assert b.expect_signal("answer", a)["data"] == {"sdp": "v=0 back"}
+    # both nodes' connections are Redis's TLS clients: its only port is the TLS one
+    assert tls_redis.numsub(f"signal:room:{room}") == 2
+
+
+def test_wrong_ca_is_refused(nodes, certs, tls_redis):
+    n = nodes.start(tls_env(certs, tls_redis.url, "tls-wrong-ca", ca="other-ca.pem"))
+    got = wait_refused(n, ["redis bus", "redis subscriber"])
+    msg = got["redis bus"]
+    assert f"127.0.0.1:{tls_redis.port}" in msg, msg
+    assert "TLS: certificate refused: " in msg, msg
+    assert any(why in msg for why in ("self-signed certificate in certificate chain",
+                                      "unable to get local issuer certificate")), msg
+
+
+def test_wrong_host_name_is_refused(nodes, tmp_base, certs):
+    """A certificate of the right CA for another name: refused by IP address (the bus,
+    at 127.0.0.1) and by host name (membership, at localhost)."""
+    r = Redis(tmp_base, tls=certs, cert="elsewhere")
+    try:
+        n = nodes.start(tls_env(certs, r.url, "tls-wrong-name", env={
+            "SIGNAL_MEMBERSHIP": "redis", "SIGNAL_MEMBERSHIP_REDIS_URL": r.url_for(host="localhost")}))
+        got = wait_refused(n, ["redis bus", "redis membership"])
+        assert "TLS: certificate refused: IP address mismatch" in got["redis bus"], got
+        assert f"localhost:{r.port}" in got["redis membership"], got
+        assert "TLS: certificate refused: hostname mismatch" in got["redis membership"], got
+    finally:
+        r.stop()
+
+
+def test_client_certificate_when_redis_requires_one(nodes, tmp_base, certs):
+    r = Redis(tmp_base, tls=certs, args=["--tls-auth-clients", "yes"])
+    try:
+        with_cert = nodes.start(tls_env(certs, r.url, "tls-client-1", client=True))
+        with_cert2 = nodes.start(tls_env(certs, r.url, "tls-client-2", client=True))
+        without = nodes.start(tls_env(certs, r.url, "tls-client-none"))
+        wait_ready(with_cert)
+        wait_ready(with_cert2)
+        room = new_room()
+        a = join(with_cert, room)
+        b = join(with_cert2, room)
+        a.expect_joined(b)
+        b.send("offer", {"n": 1}, to=a.sub)
+        assert a.expect_signal("offer", b)["data"] == {"n": 1}
+        got = wait_refused(without, ["redis bus", "redis subscriber"])
+        assert "Redis asked for a client certificate" in got["redis bus"], got
+    finally:
+        r.stop()
+
+
+def test_redis_membership_over_tls(nodes, certs, tls_redis):
+    """Membership `redis` on its own rediss:// URL by host name (localhost), the bus by IP."""
+    env = {"SIGNAL_MEMBERSHIP": "redis", "SIGNAL_MEMBERSHIP_REDIS_URL": tls_redis.url_for(host="localhost", db=3)}
+    n1 = nodes.start(tls_env(certs, tls_redis.url, "tls-member-1", env=env))
+    n2 = nodes.start(tls_env(certs, tls_redis.url, "tls-member-2", env=env))
+    wait_ready(n1)
+    wait_ready(n2)
+    room = new_room()
+    a, b = new_account(), new_account()
+    tls_redis.command("SADD", f"chat:{room}:members", a, db=3)
+    tls_redis.command("SADD", f"chat:{room}:members", b, db=3)
+    ma = join(n1, room, a, rooms=None)
+    mb = join(n2, room, b, rooms=None)
+    ma.expect_joined(mb)
+    mb.send("offer", {"x": 1}, to=a)
+    assert ma.expect_signal("offer", mb)["data"] == {"x": 1}
+    # a token that lists the room does not make a member: the set in db 3 decides
+    c = n1.connect(room, token(new_account(), [room]))
+    assert c.response.status == 101
+    assert c.recv_close(T).code == 4403
