@@ -620,6 +620,15 @@ static const char *tls_error(void)
     return reason ? reason : "unknown error";
 }
 
+/* Gives OpenSSL no passphrase for an encrypted key file, which then fails
+ * to load: by default OpenSSL would ask on the terminal, and the node
+ * would wait there at start. */
+static int no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+    (void)buf, (void)size, (void)rwflag, (void)arg;
+    return 0;
+}
+
 int redis_tls_init(const struct config *c, char *why, size_t n)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -630,6 +639,7 @@ int redis_tls_init(const struct config *c, char *why, size_t n)
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_client_cert_cb(ctx, on_cert_request);
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
     if (c->redis_tls_ca_file ? SSL_CTX_load_verify_locations(ctx, c->redis_tls_ca_file, NULL) != 1
                              : SSL_CTX_set_default_verify_paths(ctx) != 1) {
         snprintf(why, n, "SIGNAL_REDIS_TLS_CA_FILE: cannot load %s: %s",
@@ -645,8 +655,10 @@ int redis_tls_init(const struct config *c, char *why, size_t n)
     if (c->redis_tls_key_file &&
         (SSL_CTX_use_PrivateKey_file(ctx, c->redis_tls_key_file, SSL_FILETYPE_PEM) != 1 ||
          SSL_CTX_check_private_key(ctx) != 1)) {
-        snprintf(why, n, "SIGNAL_REDIS_TLS_KEY_FILE: cannot use %s: %s", c->redis_tls_key_file,
-                 tls_error());
+        snprintf(why, n,
+                 "SIGNAL_REDIS_TLS_KEY_FILE: cannot use %s (expected the unencrypted PEM key of "
+                 "SIGNAL_REDIS_TLS_CERT_FILE's certificate): %s",
+                 c->redis_tls_key_file, tls_error());
         goto fail;
     }
     ERR_clear_error();

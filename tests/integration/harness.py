@@ -402,6 +402,10 @@ class Certificates:
         self._openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
                       "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
 
+    def encrypt(self, key, out, passphrase):
+        """Writes key again as out, encrypted with passphrase (AES-256)."""
+        self._openssl("pkey", "-in", key, "-aes256", "-passout", f"pass:{passphrase}", "-out", out)
+
     def client_context(self):
         """The harness's own TLS client: trusts ca.pem and shows the client certificate,
         whatever name the server's certificate has (the node's checks are under test, not these)."""

@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-from harness import T, Certificates, Redis, c_only, cluster_env, join, new_account, new_room, poll, token
-from test_redis_membership import add_member, rjoin
+from harness import (SECRET, T, Certificates, Redis, c_only, cluster_env, join, new_account, new_room, poll,
+                     run_node_once, token)
 
 pytestmark = [pytest.mark.cluster, c_only]
 
@@ -154,3 +154,22 @@ def test_redis_membership_over_tls(nodes, certs, tls_redis):
     c = n1.connect(room, token(new_account(), [room]))
     assert c.response.status == 101
     assert c.recv_close(T).code == 4403
+
+
+@pytest.mark.parametrize("files, setting", [
+    ({"CA": "server.key"}, "SIGNAL_REDIS_TLS_CA_FILE"),  # no certificate in it
+    ({"CERT": "client.key", "KEY": "client.key"}, "SIGNAL_REDIS_TLS_CERT_FILE"),
+    ({"CERT": "client.pem", "KEY": "server.key"}, "SIGNAL_REDIS_TLS_KEY_FILE"),  # another certificate's key
+    ({"CERT": "client.pem", "KEY": "client-encrypted.key"}, "SIGNAL_REDIS_TLS_KEY_FILE"),  # encrypted
+])
+def test_unusable_tls_files_stop_the_node_at_start(certs, tls_redis, files, setting):
+    """Readable files that TLS cannot use: exit code 2 at start, one line naming the setting."""
+    if not os.path.exists(certs.path("client-encrypted.key")):
+        certs.encrypt("client.key", "client-encrypted.key", "a passphrase")
+    env = {"SIGNAL_REDIS_URL": tls_redis.url, "SIGNAL_JWT_SECRET": SECRET,
+           "SIGNAL_REDIS_TLS_CA_FILE": certs.path("ca.pem")}
+    env.update({f"SIGNAL_REDIS_TLS_{k}_FILE": certs.path(v) for k, v in files.items()})
+    rc, out, err = run_node_once(env=env)
+    assert rc == 2, (rc, out, err)
+    assert err.startswith(f"signal-node: {setting}: "), err
+    assert len(err.strip().splitlines()) == 1, err
