@@ -12,7 +12,7 @@ import os
 import pytest
 
 from harness import (SECRET, T, Certificates, Redis, c_only, cluster_env, join, new_account, new_room, poll,
-                     run_node_once, token)
+                     run_node_once, shard_of, token)
 
 pytestmark = [pytest.mark.cluster, c_only]
 
@@ -87,6 +87,29 @@ def test_good_ca_relays_a_signal_across_nodes(nodes, certs, tls_redis):
     assert b.expect_signal("answer", a)["data"] == {"sdp": "v=0 back"}
     # both nodes' connections are Redis's TLS clients: its only port is the TLS one
     assert tls_redis.numsub(f"signal:room:{room}") == 2
+
+
+def test_tls_and_plain_shards_mixed(nodes, tmp_base, certs, tls_redis):
+    """SIGNAL_REDIS_URL with a rediss:// shard and a redis:// one: each room relays on its own."""
+    plain = Redis(tmp_base)
+    try:
+        servers = [tls_redis, plain]
+        url = f"{tls_redis.url},{plain.url}"
+        n1 = nodes.start(tls_env(certs, url, "tls-mixed-1"))
+        n2 = nodes.start(tls_env(certs, url, "tls-mixed-2"))
+        wait_ready(n1)
+        wait_ready(n2)
+        for shard in (0, 1):
+            room = next(r for r in iter(new_room, None) if shard_of(r, 2) == shard)
+            a = join(n1, room)
+            b = join(n2, room)
+            a.expect_joined(b)
+            b.send("offer", {"shard": shard}, to=a.sub)
+            assert a.expect_signal("offer", b)["data"] == {"shard": shard}
+            assert servers[shard].numsub(f"signal:room:{room}") == 2
+            assert servers[1 - shard].numsub(f"signal:room:{room}") == 0
+    finally:
+        plain.stop()
 
 
 def test_wrong_ca_is_refused(nodes, certs, tls_redis):
