@@ -9,6 +9,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-from harness import free_port, make_jwt  # noqa: E402
+from harness import Certificates, free_port, make_jwt  # noqa: E402
 from wsclient import WSClient  # noqa: E402
 
 SECRET = "bench-secret"
@@ -217,28 +218,45 @@ def start_server(stack, target, env, name):
     return proc, port
 
 
-def start_redis(stack, pubsub_limit=None):
+def redis_ping(port, tls=None):
+    """True when the redis-server on port answers PING (over TLS when tls, a
+    Certificates whose CA signed its certificate)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as raw:
+            s = raw
+            if tls:
+                ctx = ssl.create_default_context(cafile=tls.path("ca.pem"))
+                s = ctx.wrap_socket(raw, server_hostname="localhost")
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_redis(stack, pubsub_limit=None, tls=None):
     """Starts redis-server on a free loopback port (no persistence; the default
     limits unless pubsub_limit, e.g. "0 0 0", replaces the pub/sub clients'
-    output buffer limit), stopped when stack closes; returns (Proc, port) once
-    it answers PING."""
+    output buffer limit; TLS only when tls, a Certificates, with its server
+    certificate and no client certificates asked), stopped when stack closes;
+    returns (Proc, port) once it answers PING."""
     port = free_port()
     workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-redis-"))
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", workdir]
+    argv = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", workdir]
+    if tls:
+        argv += ["--port", "0", "--tls-port", str(port), "--tls-cert-file", tls.path("server.pem"),
+                 "--tls-key-file", tls.path("server.key"), "--tls-ca-cert-file", tls.path("ca.pem"),
+                 "--tls-auth-clients", "no"]
+    else:
+        argv += ["--port", str(port)]
     if pubsub_limit:
         argv += ["--client-output-buffer-limit", f"pubsub {pubsub_limit}"]
     proc = Proc(argv)
     stack.callback(proc.stop)
     deadline = time.monotonic() + START_S
     while time.monotonic() < deadline and proc.popen.poll() is None:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(64).startswith(b"+PONG"):
-                    return proc, port
-        except OSError:
-            pass
+        if redis_ping(port, tls):
+            return proc, port
         time.sleep(0.01)
     raise RuntimeError(f"redis-server did not start:\n{proc.tail()}")
 
@@ -267,15 +285,21 @@ class Cluster:
         return [f"ws://127.0.0.1:{p}" for p in self.ports]
 
 
-def start_cluster(stack, target, count, env, pubsub_limit=None, shards=1):
+def start_cluster(stack, target, count, env, pubsub_limit=None, shards=1, tls=False):
     """Starts count nodes of target (env added to each); more than one share
-    new redis-servers, shards of them (SIGNAL_REDIS_URL lists them all). All
-    are stopped when stack closes. Returns a Cluster."""
+    new redis-servers, shards of them (SIGNAL_REDIS_URL lists them all), over
+    TLS when tls (certificates made for the run with openssl). All are
+    stopped when stack closes. Returns a Cluster."""
     redis = []
     if count > 1:
+        certs = None
+        if tls:
+            certs = Certificates(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-tls-")))
+            env = dict(env, SIGNAL_REDIS_TLS_CA_FILE=certs.path("ca.pem"))
         for _ in range(shards):
-            redis.append(start_redis(stack, pubsub_limit))
-        env = dict(env, SIGNAL_REDIS_URL=",".join(f"redis://127.0.0.1:{p}" for _, p in redis))
+            redis.append(start_redis(stack, pubsub_limit, certs))
+        scheme = "rediss://localhost" if tls else "redis://127.0.0.1"
+        env = dict(env, SIGNAL_REDIS_URL=",".join(f"{scheme}:{p}" for _, p in redis))
     nodes, ports = [], []
     for i in range(count):
         proc, port = start_server(stack, target, env, f"bench-{i}")

@@ -4,7 +4,7 @@ each Redis, when the rooms are spread over one, two or three redis-servers.
 
     /usr/bin/python3 bench/shards.py [--shards 1,2,3] [--nodes 2] [--connections 10000]
         [--room-size 2] [--duration 10] [--window 8] [--rounds 2] [--peer /tmp/peer-bench]
-        [--redis-cpu PERCENT] [--json]
+        [--redis-cpu PERCENT] [--tls] [--json]
 
 For each shard count, --nodes signal-nodes share that many new redis-servers
 (loopback, --save '' --appendonly no, default limits), all named in one
@@ -22,7 +22,9 @@ the per-shard Redis figures are what show the ceiling moving. --redis-cpu
 makes Redis the bottleneck instead: each redis-server gets a CPU cgroup of
 its own capped at PERCENT of a core (as root; cgroup v1 or v2), a small
 stand-in for the one core a production Redis has, so that the deliveries/s
-show what more shards buy once Redis is what limits.
+show what more shards buy once Redis is what limits. --tls runs the same over
+rediss:// (certificates made for the run with openssl; signal-node only: the
+reference is not given the CA), to compare with a run without.
 """
 import argparse
 import contextlib
@@ -63,7 +65,8 @@ def run(args, target, shards):
     """One saturation run of target over shards redis-servers; returns its
     figures (a dict with a key per column, and more)."""
     with contextlib.ExitStack() as caps, contextlib.ExitStack() as stack:
-        cluster = start_cluster(stack, target, args.nodes, NO_RATE_LIMIT, shards=shards)
+        cluster = start_cluster(stack, target, args.nodes, NO_RATE_LIMIT, shards=shards,
+                                tls=args.tls)
         for r in cluster.shards if args.redis_cpu else []:
             cpu_cap(caps, r.pid, args.redis_cpu)
         rep, fig = load_run(stack, args.bench, cluster, args.connections, args.duration,
@@ -102,15 +105,17 @@ def main():
     ap.add_argument("--connect-concurrency", type=int, default=200)
     ap.add_argument("--redis-cpu", type=float, metavar="PERCENT",
                     help="cap each redis-server at PERCENT of a core (a CPU cgroup; root)")
+    ap.add_argument("--tls", action="store_true", help="rediss:// to every redis-server")
     args = ap.parse_args()
     counts = [int(x) for x in args.shards.split(",")]
     if args.nodes < 2 or any(not 1 <= c <= MAX_SHARDS for c in counts):
         raise SystemExit(f"--nodes must be at least 2 and each shard count 1-{MAX_SHARDS}")
     setup_process()
-    tgts = targets(args)
+    tgts = targets(args)[:1] if args.tls else targets(args)
     sections = []
     for shards in counts:
         cap = f", each capped at {args.redis_cpu:g} % of a core" if args.redis_cpu else ""
+        cap += ", over TLS" if args.tls else ""
         sec = Section(f"shards: {shards} redis-server(s){cap}, {args.nodes} nodes, rooms of "
                       f"{args.room_size}, {args.connections} connections, window {args.window}, "
                       f"{args.duration:g} s", COLS, {"shards": shards, "nodes": args.nodes})
