@@ -528,6 +528,34 @@ def load_run(stack, bench_bin, cluster, connections, duration, options):
     return rep, figures
 
 
+def saturation(stack, args, cluster, room_size):
+    """Runs `signal-bench --saturate` in rooms of room_size against the cluster
+    (args: bench, connections, duration, window, drain, connect_concurrency)
+    and returns its figures: load_run's, the bench's counts, and its CPU per
+    million deliveries and share of a core over the load's window (nodes
+    summed, Redis summed) and over the whole run."""
+    rep, fig = load_run(stack, args.bench, cluster, args.connections, args.duration,
+                        ["--room-size", str(room_size), "--saturate",
+                         "--window", str(args.window), "--drain", str(args.drain),
+                         "--connect-concurrency", str(args.connect_concurrency)])
+
+    def per_m(cpu):
+        """The window's CPU per second over the bench's deliveries per second,
+        per million, or None without a window."""
+        if cpu is None:
+            return None
+        return per_million(cpu / fig["window_s"], rep["deliveries_per_s"])
+
+    return dict(fig, deliveries_per_s=rep["deliveries_per_s"], lost=rep["lost"],
+                reordered=rep["reordered"], errors=rep["errors"],
+                node_cpu_per_m=per_m(fig["node_cpu_s"]), redis_cpu_per_m=per_m(fig["redis_cpu_s"]),
+                node_cpu_pct=share(fig["node_cpu_s"], fig["window_s"]),
+                redis_cpu_pct=share(fig["redis_cpu_s"], fig["window_s"]),
+                run_node_cpu_per_m=per_million(fig["run_node_cpu_s"], rep["delivered"]),
+                run_redis_cpu_per_m=per_million(fig["run_redis_cpu_s"], rep["delivered"]),
+                bench=rep)
+
+
 def share(cpu, seconds):
     """cpu seconds over that many seconds, as a percentage of one core, or
     None when either is missing."""

@@ -34,9 +34,8 @@ stays under the open-file limit (20,000 here); each node holds its share.
 import argparse
 import contextlib
 
-from benchlib import (NO_RATE_LIMIT, Col, Section, add_target_args, interleaved, load_run,
-                      per_million, progress, report, setup_process, share, start_cluster,
-                      targets)
+from benchlib import (NO_RATE_LIMIT, Col, Section, add_target_args, interleaved, progress,
+                      report, saturation, setup_process, start_cluster, targets)
 
 COLS = [Col("deliveries_per_s", "deliv/s", ".0f", "rate"), Col("lost", "lost", ".0f"),
         Col("reordered", "reordered", ".0f"), Col("errors", "errors", ".0f"),
@@ -50,26 +49,7 @@ def run(args, target, room_size, nodes):
     returns its figures (a dict with a key per column, and more)."""
     with contextlib.ExitStack() as stack:
         cluster = start_cluster(stack, target, nodes, NO_RATE_LIMIT, args.redis_pubsub_limit)
-        rep, fig = load_run(stack, args.bench, cluster, args.connections, args.duration,
-                            ["--room-size", str(room_size), "--saturate",
-                             "--window", str(args.window), "--drain", str(args.drain),
-                             "--connect-concurrency", str(args.connect_concurrency)])
-
-    def per_m(cpu):
-        """The window's CPU per second over the bench's deliveries per second,
-        per million, or None without a window."""
-        if cpu is None:
-            return None
-        return per_million(cpu / fig["window_s"], rep["deliveries_per_s"])
-
-    return dict(fig, deliveries_per_s=rep["deliveries_per_s"], lost=rep["lost"],
-                reordered=rep["reordered"], errors=rep["errors"],
-                node_cpu_per_m=per_m(fig["node_cpu_s"]), redis_cpu_per_m=per_m(fig["redis_cpu_s"]),
-                node_cpu_pct=share(fig["node_cpu_s"], fig["window_s"]),
-                redis_cpu_pct=share(fig["redis_cpu_s"], fig["window_s"]),
-                run_node_cpu_per_m=per_million(fig["run_node_cpu_s"], rep["delivered"]),
-                run_redis_cpu_per_m=per_million(fig["run_redis_cpu_s"], rep["delivered"]),
-                bench=rep)
+        return saturation(stack, args, cluster, room_size)
 
 
 def main():

@@ -30,9 +30,8 @@ import argparse
 import contextlib
 import os
 
-from benchlib import (NO_RATE_LIMIT, Col, Section, add_target_args, interleaved, load_run,
-                      per_million, progress, report, setup_process, share, start_cluster,
-                      targets)
+from benchlib import (NO_RATE_LIMIT, Col, Section, add_target_args, interleaved, progress,
+                      report, saturation, setup_process, share, start_cluster, targets)
 
 MAX_SHARDS = 3
 COLS = [Col("deliveries_per_s", "deliv/s", ".0f", "rate"), Col("lost", "lost", ".0f"),
@@ -69,25 +68,10 @@ def run(args, target, shards):
                                 tls=args.tls)
         for r in cluster.shards if args.redis_cpu else []:
             cpu_cap(caps, r.pid, args.redis_cpu)
-        rep, fig = load_run(stack, args.bench, cluster, args.connections, args.duration,
-                            ["--room-size", str(args.room_size), "--saturate",
-                             "--window", str(args.window), "--drain", str(args.drain),
-                             "--connect-concurrency", str(args.connect_concurrency)])
-
-    def per_m(cpu):
-        """The window's CPU per second over the bench's deliveries per second,
-        per million, or None without a window."""
-        if cpu is None:
-            return None
-        return per_million(cpu / fig["window_s"], rep["deliveries_per_s"])
-
-    each = fig["redis_cpu_s_each"] or []
-    out = dict(fig, deliveries_per_s=rep["deliveries_per_s"], lost=rep["lost"],
-               reordered=rep["reordered"], errors=rep["errors"],
-               node_cpu_per_m=per_m(fig["node_cpu_s"]), redis_cpu_per_m=per_m(fig["redis_cpu_s"]),
-               bench=rep)
+        out = saturation(stack, args, cluster, args.room_size)
+    each = out["redis_cpu_s_each"] or []
     for i in range(MAX_SHARDS):
-        out[f"redis{i}_cpu_pct"] = share(each[i], fig["window_s"]) if i < len(each) else None
+        out[f"redis{i}_cpu_pct"] = share(each[i], out["window_s"]) if i < len(each) else None
     return out
 
 
