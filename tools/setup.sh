@@ -95,39 +95,54 @@ install_packages() {
 
 TRIXIE_SRC=/etc/apt/sources.list.d/signal-node-trixie-src.sources
 
-enable_deb_src() {
-  local list=/etc/apt/sources.list.d/signal-node-src.sources
-  if ! grep -rqs --exclude="${TRIXIE_SRC##*/}" '^Types:.*deb-src' /etc/apt/sources.list.d/ &&
-    ! grep -qs '^deb-src' /etc/apt/sources.list; then
-    log "adding a deb-src entry for bookworm ($list)"
-    $SUDO tee "$list" >/dev/null <<'SRC'
+# Writes file, an apt entry for suite's source packages only (so that apt
+# never installs a binary package of that suite), and updates apt's lists.
+add_src_entry() {
+  local file=$1 suite=$2
+  log "adding a deb-src entry for $suite ($file)"
+  $SUDO tee "$file" >/dev/null <<SRC
 Types: deb-src
 URIs: http://deb.debian.org/debian
-Suites: bookworm
+Suites: $suite
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-    $SUDO apt-get update -qq
+  $SUDO apt-get update -qq
+}
+
+enable_deb_src() {
+  if ! grep -rqs --exclude="${TRIXIE_SRC##*/}" '^Types:.*deb-src' /etc/apt/sources.list.d/ &&
+    ! grep -qs '^deb-src' /etc/apt/sources.list; then
+    add_src_entry /etc/apt/sources.list.d/signal-node-src.sources bookworm
+  fi
+}
+
+# True when prefix holds a build made with stamp.
+built_with() {
+  [ -f "$1/.stamp" ] && [ "$(cat "$1/.stamp")" = "$2" ]
+}
+
+# Unpacks the source package (package/suite), with Debian's patches applied,
+# into the folder work; exits, showing apt's output, when that does not give
+# the folder dir.
+get_source() {
+  local work=$1 package=$2 dir=$3
+  if ! (cd "$work" && apt-get source "$package" >"$work/source.log" 2>&1) || [ ! -d "$work/$dir" ]; then
+    cat "$work/source.log" >&2
+    log "could not get $dir from Debian's source packages ($package)"
+    exit 1
   fi
 }
 
 build_lws() {
-  if [ -f "$LWS_PREFIX/.stamp" ] && [ "$(cat "$LWS_PREFIX/.stamp")" = "$STAMP" ]; then
-    return 0
-  fi
+  built_with "$LWS_PREFIX" "$STAMP" && return 0
   enable_deb_src
   local work
   work=$(mktemp -d)
   trap 'rm -rf "$work"' RETURN
   log "building libwebsockets $LWS_VERSION from Debian's source package (about 15 s)"
-  # apt-get source unpacks the package with Debian's patches applied; any
-  # Debian revision of 4.1.6 will do (bookworm's: trixie's is newer).
-  if ! (cd "$work" && apt-get source libwebsockets/bookworm >"$work/source.log" 2>&1) ||
-    [ ! -d "$work/libwebsockets-$LWS_VERSION" ]; then
-    cat "$work/source.log" >&2
-    log "could not get libwebsockets $LWS_VERSION from Debian's source packages"
-    exit 1
-  fi
+  # Any Debian revision of 4.1.6 will do (bookworm's: trixie's is newer).
+  get_source "$work" libwebsockets/bookworm "libwebsockets-$LWS_VERSION"
   local src="$work/libwebsockets-$LWS_VERSION" p
   for p in "${PATCHES[@]}"; do
     patch -s -d "$src" -p1 <"$p"
@@ -143,34 +158,18 @@ build_lws() {
 # Debian 13's source packages, for hiredis: a file of its own, with source
 # packages only, so that apt never installs a trixie binary package.
 enable_trixie_src() {
-  [ -f "$TRIXIE_SRC" ] && return 0
-  log "adding a deb-src entry for trixie ($TRIXIE_SRC)"
-  $SUDO tee "$TRIXIE_SRC" >/dev/null <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-  $SUDO apt-get update -qq
+  [ -f "$TRIXIE_SRC" ] || add_src_entry "$TRIXIE_SRC" trixie
 }
 
 build_hiredis() {
-  if [ -f "$HIREDIS_PREFIX/.stamp" ] && [ "$(cat "$HIREDIS_PREFIX/.stamp")" = "$HIREDIS_STAMP" ]; then
-    return 0
-  fi
+  built_with "$HIREDIS_PREFIX" "$HIREDIS_STAMP" && return 0
   enable_trixie_src
   local work
   work=$(mktemp -d)
   trap 'rm -rf "$work"' RETURN
   log "building hiredis $HIREDIS_VERSION with TLS from Debian 13's source package (a few seconds)"
   # Any Debian revision of 1.2.0 will do.
-  if ! (cd "$work" && apt-get source hiredis/trixie >"$work/source.log" 2>&1) ||
-    [ ! -d "$work/hiredis-$HIREDIS_VERSION" ]; then
-    cat "$work/source.log" >&2
-    log "could not get hiredis $HIREDIS_VERSION from Debian 13's source packages"
-    exit 1
-  fi
+  get_source "$work" hiredis/trixie "hiredis-$HIREDIS_VERSION"
   rm -rf "$HIREDIS_PREFIX"
   # LIBRARY_PATH is the Makefile's install folder, but also a variable of
   # gcc's that the environment may hold (a list of folders): named here.
