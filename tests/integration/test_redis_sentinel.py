@@ -46,6 +46,22 @@ def sentinel_cmd(conf):
     return [binary, conf] if binary else [REDIS_SERVER, conf, "--sentinel"]
 
 
+def start_sentinel(tmpdir, master, master_port, quorum, settings):
+    """A sentinel on a free loopback port that monitors master at master_port, with
+    `sentinel <name> <master> <value>` for each of settings (a dict), its config in a
+    folder of its own under tmpdir (sentinels rewrite it); returns (port, Popen)."""
+    port = free_port()
+    d = os.path.join(tmpdir, f"sentinel-{port}")
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "sentinel.conf")
+    with open(conf, "w") as f:
+        f.write(f"port {port}\nbind {HOST}\ndir {d}\nlogfile {d}/sentinel.log\n"
+                f"sentinel monitor {master} {HOST} {master_port} {quorum}\n")
+        f.writelines(f"sentinel {name} {master} {value}\n" for name, value in settings.items())
+    return port, subprocess.Popen(sentinel_cmd(conf), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+
+
 class Sentinels:
     """A master, its replica and three sentinels (quorum 2), all on free loopback ports."""
 
@@ -53,20 +69,13 @@ class Sentinels:
         self.tmpdir = tmpdir
         self.master = Redis(tmpdir)
         self.replica = Redis(tmpdir, args=["--replicaof", HOST, str(self.master.port)])
-        self.ports = [free_port() for _ in range(n)]
-        self.procs = []
-        for port in self.ports:
-            d = os.path.join(tmpdir, f"sentinel-{port}")
-            os.makedirs(d, exist_ok=True)
-            conf = os.path.join(d, "sentinel.conf")
-            with open(conf, "w") as f:
-                f.write(f"port {port}\nbind {HOST}\ndir {d}\nlogfile {d}/sentinel.log\n"
-                        f"sentinel monitor {MASTER} {HOST} {self.master.port} 2\n"
-                        f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
-                        f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n"
-                        f"sentinel parallel-syncs {MASTER} 1\n")
-            self.procs.append(subprocess.Popen(sentinel_cmd(conf), stdin=subprocess.DEVNULL,
-                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.ports, self.procs = [], []
+        for _ in range(n):
+            port, proc = start_sentinel(tmpdir, MASTER, self.master.port, 2,
+                                        {"down-after-milliseconds": DOWN_AFTER_MS,
+                                         "failover-timeout": FAILOVER_TIMEOUT_MS, "parallel-syncs": 1})
+            self.ports.append(port)
+            self.procs.append(proc)
         # Ready when each sentinel knows the replica and the two other sentinels,
         # and the replica is in sync: then a failover can happen.
         for port in self.ports:
@@ -263,16 +272,8 @@ def test_a_replica_is_never_written(sentinels, nodes, tmp_base):
     """A sentinel names a replica as the master: the node checks ROLE, logs it,
     never becomes ready and sends the replica nothing but the handshake."""
     # A sentinel of its own that monitors the replica as if it were a master.
-    port = free_port()
-    d = os.path.join(tmp_base, f"liar-{port}")
-    os.makedirs(d, exist_ok=True)
-    conf = os.path.join(d, "sentinel.conf")
-    with open(conf, "w") as f:
-        f.write(f"port {port}\nbind {HOST}\ndir {d}\nlogfile {d}/sentinel.log\n"
-                f"sentinel monitor liar {HOST} {sentinels.replica.port} 1\n"
-                f"sentinel down-after-milliseconds liar 60000\n")
-    proc = subprocess.Popen(sentinel_cmd(conf), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    port, proc = start_sentinel(tmp_base, "liar", sentinels.replica.port, 1,
+                                {"down-after-milliseconds": 60000})
     try:
         poll(lambda: Sentinels.ask(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "liar"),
              until=lambda a: a == [HOST, str(sentinels.replica.port)], what="the liar sentinel up")
