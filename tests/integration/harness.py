@@ -816,7 +816,7 @@ def wait_ready(node, timeout=T):
     server has no /readyz: it is taken as ready."""
     if IS_PEER:
         return node
-    poll(lambda: http_request(HOST, node.port, "GET", "/readyz", timeout=timeout).status,
+    poll(lambda: node.http("GET", "/readyz", timeout=timeout).status,
          until=lambda status: status == 200, timeout=timeout, what=f"{node.port}/readyz 200")
     return node
 

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from harness import (HOST, REDIS_SERVER, T, Inbox, Redis, RedisConn, c_only, free_port, join, new_account,
-                     new_room, poll, shard_of, start_cluster)
+                     new_room, poll, shard_of, start_cluster, wait_ready)
 from wsclient import Timeout
 
 pytestmark = [pytest.mark.cluster, c_only]
@@ -169,7 +169,7 @@ def test_master_killed_during_a_call(sentinels, nodes):
     presence is right within RECOVER; the old master, restarted, gets no node's writes."""
     n1, n2 = start_cluster(nodes, sentinels.url(), 2, name="sentinel")
     for n in (n1, n2):
-        poll(lambda: n.http("GET", "/readyz").status == 200, what="the node ready", timeout=T)
+        wait_ready(n)
     room = new_room()
     a = join(n1, room)
     b = join(n2, room)
@@ -248,9 +248,8 @@ def test_first_sentinel_unreachable(sentinels, nodes):
     by the bus's connections and by membership `redis`'s (the same URL), which
     share one watch per node."""
     url = sentinels.url([free_port()] + sentinels.ports[1:])
+    # (start_cluster waits for each to be ready: membership `redis`)
     n1, n2 = start_cluster(nodes, url, 2, {"SIGNAL_MEMBERSHIP": "redis"}, name="sentinel-skip")
-    for n in (n1, n2):
-        poll(lambda: n.http("GET", "/readyz").status == 200, what="the node ready (membership too)")
     room = new_room()
     a_sub, b_sub = new_account("a"), new_account("b")
     assert sentinels.master.command("SADD", f"chat:{room}:members", a_sub, b_sub) == 2
@@ -299,13 +298,13 @@ def test_a_master_demoted_under_a_node(tmp_base, nodes):
     r = Redis(tmp_base)
     try:
         (n,) = start_cluster(nodes, r.url, 1, name="demoted", env={"SIGNAL_NODE_TTL_S": "2"})
-        poll(lambda: n.http("GET", "/readyz").status == 200, what="the node ready")
+        wait_ready(n)
         assert r.command("REPLICAOF", HOST, str(other.port)) == "OK"
         poll(lambda: "redis_not_master" in n.stderr(), what="the node to leave the replica")
         assert "READONLY" in n.stderr(), n.logs()
         poll(lambda: n.http("GET", "/readyz").status, until=lambda s: s == 503, what="the node not ready")
         assert r.command("REPLICAOF", "NO", "ONE") == "OK"
-        poll(lambda: n.http("GET", "/readyz").status, until=lambda s: s == 200, what="the node ready again")
+        wait_ready(n)
     finally:
         r.stop()
         other.stop()

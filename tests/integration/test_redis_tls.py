@@ -12,7 +12,7 @@ import os
 import pytest
 
 from harness import (SECRET, T, Certificates, Redis, c_only, cluster_env, join, new_account, new_room, poll,
-                     run_node_once, shard_of, token)
+                     run_node_once, shard_of, token, wait_ready)
 
 pytestmark = [pytest.mark.cluster, c_only]
 
@@ -43,10 +43,6 @@ def tls_env(certs, url, node_id, ca="ca.pem", client=False, env=None):
 def readyz(node):
     r = node.http("GET", "/readyz")
     return r.status, r.body.decode()
-
-
-def wait_ready(node):
-    poll(lambda: readyz(node)[0], until=lambda s: s == 200, what="/readyz 200")
 
 
 def refusals(node):
