@@ -243,12 +243,7 @@ def start_redis(stack, pubsub_limit=None, tls=None):
     workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-redis-"))
     argv = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--dir", workdir]
-    if tls:
-        argv += ["--port", "0", "--tls-port", str(port), "--tls-cert-file", tls.path("server.pem"),
-                 "--tls-key-file", tls.path("server.key"), "--tls-ca-cert-file", tls.path("ca.pem"),
-                 "--tls-auth-clients", "no"]
-    else:
-        argv += ["--port", str(port)]
+    argv += tls.redis_args(port) if tls else ["--port", str(port)]
     if pubsub_limit:
         argv += ["--client-output-buffer-limit", f"pubsub {pubsub_limit}"]
     proc = Proc(argv)

@@ -402,6 +402,14 @@ class Certificates:
         self._openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
                       "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
 
+    def redis_args(self, port, cert="server"):
+        """redis-server's arguments for TLS only on port (--port 0), with the
+        certificate cert ("server" or "elsewhere"), asking for no client certificate
+        (a later --tls-auth-clients yes does)."""
+        return ["--port", "0", "--tls-port", str(port), "--tls-cert-file", self.path(f"{cert}.pem"),
+                "--tls-key-file", self.path(f"{cert}.key"), "--tls-ca-cert-file", self.path("ca.pem"),
+                "--tls-auth-clients", "no"]
+
     def encrypt(self, key, out, passphrase):
         """Writes key again as out, encrypted with passphrase (AES-256)."""
         self._openssl("pkey", "-in", key, "-aes256", "-passout", f"pass:{passphrase}", "-out", out)
@@ -451,12 +459,7 @@ class Redis:
 
     def start(self):
         self.log_path = os.path.join(self.tmpdir, f"redis-{self.port}.log")
-        ports = ["--port", str(self.port)]
-        if self.tls:
-            ports = ["--port", "0", "--tls-port", str(self.port),
-                     "--tls-cert-file", self.tls.path(f"{self.cert}.pem"),
-                     "--tls-key-file", self.tls.path(f"{self.cert}.key"),
-                     "--tls-ca-cert-file", self.tls.path("ca.pem"), "--tls-auth-clients", "no"]
+        ports = self.tls.redis_args(self.port, self.cert) if self.tls else ["--port", str(self.port)]
         cmd = [REDIS_SERVER, *ports, "--bind", HOST, "--save", "", "--appendonly", "no",
                "--enable-debug-command", "yes", "--dir", self.tmpdir, "--logfile", self.log_path]
         if self.password is not None:
